@@ -1,0 +1,96 @@
+/*
+ * safefork.h - fork() safety for memory pinned for device DMA.
+ *
+ * A process that registers memory with a device (ibv_reg_mr(), io_uring fixed
+ * buffers, VFIO) has physical pages the device reads and writes directly.
+ * fork() makes private pages copy-on-write, so the parent's next write moves
+ * it to a new physical page while the device keeps the old one.  libsafefork
+ * tracks the pinned ranges and, at every fork, applies a policy so that the
+ * parent keeps its physical pages.
+ *
+ * The library is used either preloaded (LD_PRELOAD=libsafefork.so: the
+ * verbs/io_uring registration calls and every fork entry point are
+ * intercepted) or linked by a runtime that declares its own pinned ranges
+ * with this API.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef SAFEFORK_H
+#define SAFEFORK_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SAFEFORK_VERSION_MAJOR 0
+#define SAFEFORK_VERSION_MINOR 1
+#define SAFEFORK_VERSION_PATCH 0
+/* (major << 16) | (minor << 8) | patch, for compile-time comparisons. */
+#define SAFEFORK_VERSION_NUMBER \
+	((SAFEFORK_VERSION_MAJOR << 16) | (SAFEFORK_VERSION_MINOR << 8) | SAFEFORK_VERSION_PATCH)
+
+/*
+ * Per-range policy flags for safefork_register().  0 means "apply the
+ * process-wide mode" (SAFEFORK_MODE, or safefork_set_mode()).  At most one
+ * policy bit may be given.
+ */
+#define SAFEFORK_COPY      0x1u /* the child gets a private copy (userspace early COW) */
+#define SAFEFORK_DONTFORK  0x2u /* the child does not get these pages (MADV_DONTFORK) */
+#define SAFEFORK_WIPE      0x4u /* the child sees zeros (MADV_WIPEONFORK) */
+#define SAFEFORK_LOGONLY   0x8u /* change nothing, only report forks */
+/*
+ * Modifier: the range is pinned through the kernel's pin_user_pages() (as
+ * verbs, io_uring and VFIO pin), so in "auto" mode the kernel's own fork
+ * handling may be trusted where the probe says it copes.
+ */
+#define SAFEFORK_KERNEL_PIN 0x100u
+
+/* Process-wide modes, as named by SAFEFORK_MODE. */
+enum safefork_mode {
+	SAFEFORK_MODE_AUTO = 0,
+	SAFEFORK_MODE_COPY,
+	SAFEFORK_MODE_DONTFORK,
+	SAFEFORK_MODE_WIPE,
+	SAFEFORK_MODE_LOG,
+	SAFEFORK_MODE_OFF,
+};
+
+/*
+ * Declare [addr, addr+len) as pinned for device DMA.  Any alignment; the
+ * protection covers the whole pages (huge pages for hugetlb mappings) the
+ * range touches.  Registrations may overlap and nest: registering the same
+ * (addr, len) twice needs two unregistrations.
+ *
+ * Returns 0, or -1 with errno set: EINVAL (addr NULL, len 0, addr+len
+ * overflows, unknown or conflicting flag bits), ENOMEM (the table cannot
+ * grow).  Thread-safe; not async-signal-safe.
+ */
+int safefork_register(const void *addr, size_t len, unsigned int flags);
+
+/*
+ * Withdraw one registration of exactly [addr, addr+len).  Returns 0, or -1
+ * with errno ENOENT (no such registration) or EINVAL (addr NULL, len 0).
+ */
+int safefork_unregister(const void *addr, size_t len);
+
+/*
+ * fork() with the registered ranges protected, for runtimes that link the
+ * library instead of preloading it.  Same return and errno as fork().
+ */
+pid_t safefork_fork(void);
+
+/* Read and change the process-wide mode at run time.  set returns 0 or -1/EINVAL. */
+int safefork_set_mode(enum safefork_mode mode);
+enum safefork_mode safefork_get_mode(void);
+
+/* The library's version string, e.g. "0.1.0". */
+const char *safefork_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SAFEFORK_H */

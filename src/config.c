@@ -1,0 +1,119 @@
+/* config.c - the environment, read once: SAFEFORK_MODE, SAFEFORK_DEBUG, limits. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "interpose.h"
+#include "msg.h"
+#include "ranges.h"
+#include "staging.h"
+
+enum safefork_mode sf_mode = SAFEFORK_MODE_AUTO;
+int sf_debug;
+size_t sf_page_size = 4096;
+
+void sf_atfork_ensure(void);
+
+static const char *const mode_names[] = {
+	[SAFEFORK_MODE_AUTO] = "auto", [SAFEFORK_MODE_COPY] = "copy", [SAFEFORK_MODE_DONTFORK] = "dontfork",
+	[SAFEFORK_MODE_WIPE] = "wipe", [SAFEFORK_MODE_LOG] = "log",   [SAFEFORK_MODE_OFF] = "off",
+};
+
+const char *sf_mode_name(enum safefork_mode m)
+{
+	return (unsigned)m < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[m] : "?";
+}
+
+static void parse_mode(void)
+{
+	const char *v = getenv("SAFEFORK_MODE");
+
+	if (!v || !*v)
+		return;
+	for (unsigned i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
+		if (!strcmp(v, mode_names[i])) {
+			sf_mode = (enum safefork_mode)i;
+			return;
+		}
+	sf_msg("SAFEFORK_MODE=%s is not a mode (auto, copy, dontfork, wipe, log, off); using auto", v);
+}
+
+/* A byte count with an optional K/M/G suffix; returns 0 and sets *out, or -1. */
+static int parse_size(const char *v, size_t *out)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || end == v || *v == '-')
+		return -1;
+	switch (*end) {
+	case 'K': case 'k': n <<= 10; end++; break;
+	case 'M': case 'm': n <<= 20; end++; break;
+	case 'G': case 'g': n <<= 30; end++; break;
+	}
+	if (*end)
+		return -1;
+	*out = (size_t)n;
+	return 0;
+}
+
+static void parse_size_var(const char *name, void (*set)(size_t))
+{
+	const char *v = getenv(name);
+	size_t n;
+
+	if (!v || !*v)
+		return;
+	if (parse_size(v, &n) < 0) {
+		sf_msg("%s=%s is not a number (digits with an optional K, M or G); ignored", name, v);
+		return;
+	}
+	set(n);
+}
+
+static void parse_debug(void)
+{
+	const char *v = getenv("SAFEFORK_DEBUG");
+
+	if (!v || !*v || !strcmp(v, "0"))
+		return;
+	if (!strcmp(v, "1")) {
+		sf_debug = 1;
+		return;
+	}
+	sf_msg("SAFEFORK_DEBUG=%s is not 0 or 1; ignored", v);
+}
+
+void sf_init(void)
+{
+	static int done;
+	int saved = errno;
+
+	if (__atomic_load_n(&done, __ATOMIC_ACQUIRE) || __atomic_exchange_n(&done, 1, __ATOMIC_ACQ_REL))
+		return;
+	long ps = sysconf(_SC_PAGESIZE);
+	if (ps > 0)
+		sf_page_size = (size_t)ps;
+	parse_mode();
+	parse_debug();
+	parse_size_var("SAFEFORK_MAX_RANGES", sf_ranges_set_cap);
+	parse_size_var("SAFEFORK_POOL_MAX", sf_staging_set_max);
+	if (sf_mode == SAFEFORK_MODE_DONTFORK || sf_mode == SAFEFORK_MODE_WIPE || sf_mode == SAFEFORK_MODE_LOG) {
+		sf_msg("SAFEFORK_MODE=%s is not implemented yet; using copy", mode_names[sf_mode]);
+		sf_mode = SAFEFORK_MODE_COPY;
+	}
+	sf_interpose_init();
+	sf_atfork_ensure();
+	errno = saved;
+}
+
+__attribute__((constructor)) static void sf_constructor(void)
+{
+	sf_init();
+}

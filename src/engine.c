@@ -1,0 +1,503 @@
+/*
+ * engine.c - userspace early COW: prepare / parent / child.
+ *
+ * prepare: snapshot the table, merge the ranges into page runs, split them
+ *   at mapping boundaries (/proc/self/maps), keep the runs out of the child
+ *   (MADV_WIPEONFORK for private anonymous memory, MADV_DONTFORK for other
+ *   private mappings, hugetlb rounded to its page size), and copy them into
+ *   the staging pool, which the child inherits.
+ * parent: undo the advice, hide the pool again.
+ * child:  put the memory back (fill the wiped pages, or map and fill the
+ *   missing ones), drop the pool, empty the table.
+ *
+ * The parent's pages are never shared with the child, so they are never
+ * write-protected: the device and the parent keep the same physical pages
+ * whatever any thread writes during or after the fork.  Details and the
+ * invariants: doc/design.md.
+ *
+ * Fork-path rules: no malloc, no stdio, no lock but our own engine lock
+ * (taken with every signal blocked, so a signal handler cannot re-enter it
+ * on the same thread), errno preserved.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "engine.h"
+#include "lock.h"
+#include "msg.h"
+#include "ranges.h"
+#include "staging.h"
+#include "vmamap.h"
+
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#define MADV_KEEPONFORK 19
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+
+enum { SEG_WIPE = 1, SEG_DONTFORK = 2 };
+
+/* A run of whole pages inside one mapping, handled as one unit. */
+struct seg {
+	uintptr_t start, end;   /* what the advice covers */
+	uintptr_t vstart, vend; /* the mapping it lies in (start/end when unknown) */
+	size_t off;             /* where its snapshot is in the staging */
+	int prot;
+	unsigned char anon, hugetlb_anon, kind, applied, staged, huge_shift;
+};
+
+static struct {
+	struct sf_range_view *views;
+	size_t views_cap;
+	struct seg *segs;
+	size_t segs_cap, nsegs;
+	char *staging;
+	size_t unmapped, shared, copied;
+	int maps_ok;
+	sigset_t oldmask;
+	const char *entry;
+} E;
+
+static sf_lock_t engine_lock = SF_LOCK_INIT;
+/* This thread's fork is being made safe: parent/child must finish it. */
+static SF_TLS int t_active;
+
+static int once_unmapped, once_maps, once_staging, once_advice, once_huge, once_child_map, once_scratch;
+
+static void *scratch_grow(void *old, size_t old_bytes, size_t new_bytes)
+{
+	void *p = mmap(NULL, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (old) {
+		memcpy(p, old, old_bytes);
+		munmap(old, old_bytes);
+	}
+	return p;
+}
+
+static int seg_push(const struct seg *s)
+{
+	if (E.nsegs == E.segs_cap) {
+		size_t ncap = E.segs_cap ? E.segs_cap * 2 : 256;
+		struct seg *n = scratch_grow(E.segs, E.segs_cap * sizeof(*n), ncap * sizeof(*n));
+		if (!n)
+			return -1;
+		E.segs = n;
+		E.segs_cap = ncap;
+	}
+	E.segs[E.nsegs++] = *s;
+	return 0;
+}
+
+/* Heapsort by start: no malloc (glibc's qsort may allocate). */
+static void sift(struct sf_range_view *v, size_t root, size_t n)
+{
+	for (;;) {
+		size_t c = 2 * root + 1;
+		if (c >= n)
+			return;
+		if (c + 1 < n && v[c + 1].start > v[c].start)
+			c++;
+		if (v[root].start >= v[c].start)
+			return;
+		struct sf_range_view t = v[root];
+		v[root] = v[c];
+		v[c] = t;
+		root = c;
+	}
+}
+
+static void sort_views(struct sf_range_view *v, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift(v, i, n);
+	for (size_t i = n; i-- > 1;) {
+		struct sf_range_view t = v[0];
+		v[0] = v[i];
+		v[i] = t;
+		sift(v, 0, i);
+	}
+}
+
+/* Snapshot the table into E.views; returns the number of ranges to protect. */
+static size_t collect(void)
+{
+	size_t n, k = 0;
+
+	for (;;) {
+		n = sf_ranges_snapshot(E.views, E.views_cap);
+		if (n <= E.views_cap)
+			break;
+		size_t ncap = n + n / 2 + 64;
+		struct sf_range_view *nv = scratch_grow(NULL, 0, ncap * sizeof(*nv));
+		if (!nv) {
+			sf_msg_once(&once_scratch, "cannot map %zu bytes of scratch memory for the fork plan (%d); "
+				    "protecting the first %zu of %zu ranges", ncap * sizeof(*nv), errno, E.views_cap, n);
+			n = E.views_cap;
+			break;
+		}
+		if (E.views)
+			munmap(E.views, E.views_cap * sizeof(*E.views));
+		E.views = nv;
+		E.views_cap = ncap;
+	}
+	/* Rounded out to whole pages; ranges that only want reports are left alone. */
+	for (size_t i = 0; i < n; i++) {
+		if (E.views[i].flags & SAFEFORK_LOGONLY)
+			continue;
+		E.views[k].start = sf_align_down(E.views[i].start, sf_page_size);
+		E.views[k].end = sf_align_up(E.views[i].end, sf_page_size);
+		k++;
+	}
+	sort_views(E.views, k);
+	/* Merge overlapping and adjacent runs: one madvise and one copy per run. */
+	size_t m = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (m && E.views[i].start <= E.views[m - 1].end) {
+			if (E.views[i].end > E.views[m - 1].end)
+				E.views[m - 1].end = E.views[i].end;
+		} else {
+			E.views[m++] = E.views[i];
+		}
+	}
+	return m;
+}
+
+/* Split the merged runs at mapping boundaries; note unmapped and shared parts. */
+struct walk {
+	size_t n, i;
+	uintptr_t pos;
+	int failed;
+};
+
+static int walk_vma(const struct sf_vma *v, void *arg)
+{
+	struct walk *w = arg;
+
+	while (w->i < w->n) {
+		const struct sf_range_view *e = &E.views[w->i];
+		if (w->pos < e->start)
+			w->pos = e->start;
+		if (w->pos >= e->end) {
+			w->i++;
+			continue;
+		}
+		if (v->end <= w->pos)
+			return 0; /* this mapping lies before the run: next mapping */
+		if (v->start > w->pos) {
+			uintptr_t gap_end = v->start < e->end ? v->start : e->end;
+			E.unmapped += gap_end - w->pos;
+			w->pos = gap_end;
+			continue;
+		}
+		uintptr_t end = e->end < v->end ? e->end : v->end;
+		if (v->shared) {
+			/* Shared mappings are not copy-on-write: parent and device keep the page. */
+			E.shared += end - w->pos;
+		} else {
+			struct seg s = { .start = w->pos, .end = end, .vstart = v->start, .vend = v->end,
+					 .prot = v->prot, .anon = (unsigned char)v->anon,
+					 .hugetlb_anon = (unsigned char)v->hugetlb_anon };
+			if (seg_push(&s) < 0) {
+				w->failed = 1;
+				return 1;
+			}
+		}
+		w->pos = end;
+	}
+	return 1;
+}
+
+static void plan_segments(size_t nruns)
+{
+	struct walk w = { .n = nruns };
+	int rc;
+
+	E.nsegs = E.unmapped = E.shared = 0;
+	rc = sf_maps_foreach(walk_vma, &w);
+	E.maps_ok = rc == 0 && !w.failed;
+	if (E.maps_ok) {
+		for (; w.i < w.n; w.i++) { /* beyond the last mapping */
+			const struct sf_range_view *e = &E.views[w.i];
+			uintptr_t from = w.pos > e->start ? w.pos : e->start;
+			if (from < e->end)
+				E.unmapped += e->end - from;
+		}
+		return;
+	}
+	/* Without the map (no fd left, no /proc): treat each run as private, writable memory. */
+	sf_msg_once(&once_maps, "cannot read /proc/self/maps (%d); protecting registered ranges as private "
+		    "read-write memory", rc < 0 ? -rc : ENOMEM);
+	E.nsegs = E.unmapped = E.shared = 0;
+	for (size_t i = 0; i < nruns; i++) {
+		struct seg s = { .start = E.views[i].start, .end = E.views[i].end, .vstart = E.views[i].start,
+				 .vend = E.views[i].end, .prot = PROT_READ | PROT_WRITE, .anon = 1 };
+		if (seg_push(&s) < 0)
+			break;
+	}
+}
+
+/* MADV_DONTFORK, rounded out to the hugetlb page size when the mapping insists. */
+static int dontfork(struct seg *s)
+{
+	if (madvise((void *)s->start, s->end - s->start, MADV_DONTFORK) == 0)
+		return 0;
+	for (unsigned shift = 21; errno == EINVAL && shift <= 30; shift += 9) {
+		uintptr_t a = sf_align_down(s->start, 1ul << shift), b = sf_align_up(s->end, 1ul << shift);
+		if (E.maps_ok && (a < s->vstart || b > s->vend))
+			continue;
+		if (madvise((void *)a, b - a, MADV_DONTFORK) == 0) {
+			s->start = a;
+			s->end = b;
+			s->huge_shift = (unsigned char)shift;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int advise(struct seg *s)
+{
+	if (s->anon && !s->hugetlb_anon &&
+	    madvise((void *)s->start, s->end - s->start, MADV_WIPEONFORK) == 0) {
+		s->kind = SEG_WIPE;
+		return 0;
+	}
+	/* File-backed private memory, hugetlb, or a kernel without WIPEONFORK (< 4.14). */
+	if (dontfork(s) == 0) {
+		s->kind = SEG_DONTFORK;
+		return 0;
+	}
+	return -1;
+}
+
+static void apply_advice(void)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < E.nsegs; i++) {
+		struct seg *s = &E.segs[i];
+		if (advise(s) < 0 && errno == ENOMEM && E.maps_ok && (s->start != s->vstart || s->end != s->vend)) {
+			/* No VMA left to split (vm.max_map_count): keep the whole mapping out of the child. */
+			s->start = s->vstart;
+			s->end = s->vend;
+			(void)advise(s);
+		}
+		s->applied = s->kind != 0;
+		if (!s->applied)
+			sf_msg_once(&once_advice, "cannot keep %zu registered bytes at %p out of the child (madvise: %d); "
+				    "they are shared copy-on-write as without safefork", s->end - s->start,
+				    (void *)s->start, errno);
+		/* Rounding (hugetlb, whole mapping) can make runs overlap: merge them. */
+		struct seg cur = *s;
+		while (m && cur.applied && E.segs[m - 1].applied && cur.start < E.segs[m - 1].end &&
+		       E.segs[m - 1].kind == cur.kind) {
+			struct seg *p = &E.segs[--m];
+			if (p->start < cur.start)
+				cur.start = p->start;
+			if (p->end > cur.end)
+				cur.end = p->end;
+		}
+		E.segs[m++] = cur;
+	}
+	E.nsegs = m;
+}
+
+static void stage(void)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < E.nsegs; i++)
+		if (E.segs[i].applied && (E.segs[i].prot & PROT_READ))
+			total += E.segs[i].end - E.segs[i].start;
+	E.staging = NULL;
+	E.copied = 0;
+	if (!total)
+		return;
+	E.staging = sf_staging_get(total);
+	if (!E.staging) {
+		/* The parent's pages stay safe; the child loses them (zeros or unmapped), like MADV_DONTFORK. */
+		sf_msg_once(&once_staging, "cannot map %zu bytes of staging memory (%d); this child gets no copy of "
+			    "the registered ranges (as with MADV_DONTFORK)", total, errno);
+		return;
+	}
+	for (size_t i = 0; i < E.nsegs; i++) {
+		struct seg *s = &E.segs[i];
+		if (!s->applied || !(s->prot & PROT_READ))
+			continue;
+		s->off = E.copied;
+		memcpy(E.staging + s->off, (void *)s->start, s->end - s->start);
+		s->staged = 1;
+		E.copied += s->end - s->start;
+	}
+	sf_staging_fork_begin();
+}
+
+int sf_engine_prepare(const char *entry, void *caller)
+{
+	sigset_t all, old;
+	int saved = errno;
+
+	(void)caller;
+	if (sf_mode == SAFEFORK_MODE_OFF || sf_ranges_live() == 0)
+		return 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sf_lock(&engine_lock);
+	t_active = 1;
+	E.oldmask = old;
+	E.entry = entry;
+
+	size_t nruns = collect();
+	plan_segments(nruns);
+	if (E.unmapped)
+		sf_msg_once(&once_unmapped, "%zu bytes of registered ranges are no longer mapped (unmapped or freed "
+			    "while registered?); skipped", E.unmapped);
+	apply_advice();
+	stage();
+	errno = saved;
+	return 1;
+}
+
+void sf_engine_fork_failed(void)
+{
+	sf_lock(&engine_lock);
+	sf_staging_fork_failed();
+	sf_unlock(&engine_lock);
+}
+
+void sf_engine_idle(void)
+{
+	if (!sf_trylock(&engine_lock))
+		return; /* a fork is under way; the pool goes at a later unregister */
+	if (sf_ranges_live() == 0)
+		sf_staging_release();
+	sf_unlock(&engine_lock);
+}
+
+void sf_engine_parent(pid_t pid)
+{
+	int saved = errno;
+
+	if (!t_active)
+		return;
+	for (size_t i = 0; i < E.nsegs; i++) {
+		struct seg *s = &E.segs[i];
+		if (s->applied)
+			madvise((void *)s->start, s->end - s->start,
+				s->kind == SEG_WIPE ? MADV_KEEPONFORK : MADV_DOFORK);
+	}
+	if (E.staging)
+		sf_staging_parent(pid < 0);
+	if (sf_debug && pid > 0)
+		sf_msg("pid %d: %s: %zu runs protected, %zu bytes copied for child %d", (int)getpid(), E.entry,
+		       E.nsegs, E.copied, (int)pid);
+	E.nsegs = 0;
+	E.staging = NULL;
+	t_active = 0;
+	sigset_t old = E.oldmask;
+	sf_unlock(&engine_lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+}
+
+/* Map the pages MADV_DONTFORK kept from us and fill them. */
+static void restore_missing(const struct seg *s)
+{
+	size_t len = s->end - s->start;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+	void *p = MAP_FAILED;
+
+	if (s->huge_shift)
+		p = mmap((void *)s->start, len, PROT_READ | PROT_WRITE,
+			 flags | MAP_HUGETLB | (s->huge_shift << MAP_HUGE_SHIFT), -1, 0);
+	if (p == MAP_FAILED) {
+		if (s->huge_shift)
+			sf_msg_once(&once_huge, "no free huge pages in child %d: its copy of %zu registered bytes "
+				    "uses normal pages", (int)getpid(), len);
+		p = mmap((void *)s->start, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+	}
+	if (p != (void *)s->start) {
+		/* Something is mapped there (the program's own MADV_DONTFORK mapping is absent, so this is rare). */
+		if (p != MAP_FAILED)
+			munmap(p, len);
+		sf_msg_once(&once_child_map, "child %d cannot map its copy of %zu registered bytes at %p",
+			    (int)getpid(), len, (void *)s->start);
+		return;
+	}
+	memcpy(p, E.staging + s->off, len);
+	if (s->prot != (PROT_READ | PROT_WRITE))
+		mprotect(p, len, s->prot);
+}
+
+/* The wiped pages are ours, zero: fill them. */
+static void restore_wiped(const struct seg *s)
+{
+	size_t len = s->end - s->start;
+	unsigned char vec;
+
+	/* The program's own MADV_DONTFORK on this mapping: it is not in the child, leave it so. */
+	if (mincore((void *)s->start, sf_page_size, &vec) < 0 && errno == ENOMEM)
+		return;
+	if (!(s->prot & PROT_WRITE))
+		mprotect((void *)s->start, len, s->prot | PROT_WRITE);
+	if (len >= (1ul << 20)) /* one call faults in the lot, cheaper than a fault per page */
+		madvise((void *)s->start, len, MADV_POPULATE_WRITE);
+	memcpy((void *)s->start, E.staging + s->off, len);
+	if (!(s->prot & PROT_WRITE))
+		mprotect((void *)s->start, len, s->prot);
+}
+
+void sf_engine_child(void)
+{
+	int saved = errno;
+
+	if (sf_mode == SAFEFORK_MODE_OFF)
+		return;
+	/* Whoever held our locks (another thread) does not exist here. */
+	sf_lock_reset(&engine_lock);
+	if (!t_active) {
+		sf_ranges_child_reset();
+		errno = saved;
+		return;
+	}
+	for (size_t i = 0; i < E.nsegs; i++) {
+		const struct seg *s = &E.segs[i];
+		if (!s->staged)
+			continue;
+		if (s->kind == SEG_WIPE)
+			restore_wiped(s);
+		else
+			restore_missing(s);
+	}
+	if (E.staging)
+		sf_staging_child();
+	/* The child's memory is not pinned by anyone: it starts with an empty table. */
+	sf_ranges_child_reset();
+	if (E.views)
+		munmap(E.views, E.views_cap * sizeof(*E.views));
+	if (E.segs)
+		munmap(E.segs, E.segs_cap * sizeof(*E.segs));
+	sigset_t old = E.oldmask;
+	memset(&E, 0, sizeof(E));
+	t_active = 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+}

@@ -463,6 +463,8 @@ static void restore_wiped(const struct seg *s)
 	memcpy((void *)s->start, E.staging + s->off, len);
 	if (!(s->prot & PROT_WRITE))
 		mprotect((void *)s->start, len, s->prot);
+	/* The child inherited the flag: clear it, or its own children would get zeros here. */
+	madvise((void *)s->start, len, MADV_KEEPONFORK);
 }
 
 void sf_engine_child(void)

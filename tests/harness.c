@@ -343,6 +343,34 @@ void *t_map(size_t len)
 
 /* ------------------------------------------------------------ the standard scenario */
 
+/* The handshake that orders the writes: set up by t_case_run, -1 when unused. */
+static int hs_checked[2] = { -1, -1 }, hs_wrote[2] = { -1, -1 };
+
+int t_case_child(const struct t_case *c)
+{
+	size_t bad = 0;
+	long g = t_gen_of(c->reg, c->reg_len, &bad);
+	char x = 0;
+
+	if (g != 1) {
+		printf("child: registered range holds generation %ld (bad at +%zu), expected the fork-time 1\n", g, bad);
+		fflush(stdout);
+		return 2;
+	}
+	/* Let the parent write first, while this child still maps the pages: the
+	 * order in which copy-on-write moves the parent off the device's pages. */
+	if (hs_checked[1] >= 0 && !c->no_handshake) {
+		if (write(hs_checked[1], "c", 1) != 1 || read(hs_wrote[0], &x, 1) != 1)
+			return 5;
+	}
+	t_fill(c->reg, c->reg_len, 3);
+	if (t_gen_of(c->reg, c->reg_len, NULL) != 3)
+		return 3;
+	if (c->child_check && c->child_check(c->arg) != 0)
+		return 4;
+	return 0;
+}
+
 static pid_t plain_fork(void)
 {
 	return fork();
@@ -366,29 +394,27 @@ int t_case_run(const struct t_case *c)
 	for (size_t i = 0; pfns && i < npages; i++)
 		before[i] = t_pfn((char *)a + i * (size_t)ps);
 	t_dev_attach(&dev, (void *)a, b - a);
+	T_CHECK(pipe2(hs_checked, O_CLOEXEC) == 0 && pipe2(hs_wrote, O_CLOEXEC) == 0, "pipe");
 
 	pid_t pid = (c->do_fork ? c->do_fork : plain_fork)();
 	if (pid < 0)
 		t_fail("fork: %s", strerror(errno));
-	if (pid == 0) {
-		size_t bad = 0;
-		long g = t_gen_of(c->reg, c->reg_len, &bad);
-		if (g != 1) {
-			printf("child: registered range holds generation %ld (bad at +%zu), expected the fork-time 1\n", g, bad);
-			fflush(stdout);
-			_exit(2);
-		}
-		t_fill(c->reg, c->reg_len, 3);
-		if (t_gen_of(c->reg, c->reg_len, NULL) != 3)
-			_exit(3);
-		if (c->child_check && c->child_check(c->arg) != 0)
-			_exit(4);
-		_exit(0);
-	}
+	if (pid == 0)
+		_exit(t_case_child(c));
 	if (c->parent_after_fork)
 		c->parent_after_fork(c->arg);
+	char x = 0;
+	if (!c->no_handshake && read(hs_checked[0], &x, 1) != 1)
+		t_fail("handshake: the child did not check in");
 	t_fill(c->reg, c->reg_len, 2);
+	if (!c->no_handshake && write(hs_wrote[1], "w", 1) != 1)
+		t_fail("handshake");
 	int st = t_wait(pid);
+	for (int i = 0; i < 2; i++) {
+		close(hs_checked[i]);
+		close(hs_wrote[i]);
+		hs_checked[i] = hs_wrote[i] = -1;
+	}
 	T_CHECK(st == 0, "child failed with status %d", st);
 	T_CHECK(t_gen_of(c->reg, c->reg_len, NULL) == 2, "the parent lost its own write (child's write leaked?)");
 	for (size_t i = 0; pfns && i < npages; i++)
@@ -412,6 +438,12 @@ int t_case_run(const struct t_case *c)
 	if (g == 1) {
 		T_CHECK(!pfns || !same_pfns, "device stale although the parent kept its PFNs");
 		t_note("device sees STALE pre-fork data; %s", pfns ? "parent moved to new physical pages" : "PFNs hidden");
+		return T_STALE;
+	}
+	if (g == 3) {
+		/* Mapcount-based COW (hugetlb): the parent moved, then the child reused the device's page. */
+		T_CHECK(!pfns || !same_pfns, "device sees the child's data although the parent kept its PFNs");
+		t_note("device sees the CHILD's data: what it receives would be lost to the parent");
 		return T_STALE;
 	}
 	t_fail("device sees neither generation (torn: %ld)", g);
@@ -443,4 +475,28 @@ int t_protect_and_control(const char *self, const char *role)
 	bad |= t_expect(self, role, 1, "off", T_STALE);
 	bad |= t_expect(self, role, 0, NULL, T_STALE);
 	return bad ? T_FAIL : T_PASS;
+}
+
+int t_maps_read(struct t_map_ent *out, int max)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096];
+	int n = 0;
+
+	if (!f)
+		t_fail("open /proc/self/maps");
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		if (strstr(line, "[heap]") || strstr(line, "[stack]"))
+			continue;
+		if (sscanf(line, "%lx-%lx", &a, &b) == 2 && n < max) {
+			out[n].start = a;
+			out[n].end = b;
+			memcpy(out[n].line, line, sizeof(out[n].line) - 1);
+			out[n].line[sizeof(out[n].line) - 1] = 0;
+			n++;
+		}
+	}
+	fclose(f);
+	return n;
 }

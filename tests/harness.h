@@ -56,6 +56,12 @@ int t_page_exclusive(const void *addr);
 int t_vma_count(void);
 /* Sum of AnonHugePages (kB) of the mapping containing addr, from /proc/self/smaps; -1 if not found. */
 long t_anon_huge_kb(const void *addr);
+/* The mappings of /proc/self/maps except [heap] and [stack] (which grow on their own). */
+struct t_map_ent {
+	uintptr_t start, end;
+	char line[160];
+};
+int t_maps_read(struct t_map_ent *out, int max);
 /* 1 when /proc/self/maps contains the substring. */
 int t_maps_contains(const char *needle);
 
@@ -97,7 +103,10 @@ struct t_case {
 	int (*child_check)(void *arg);   /* extra checks in the child; 0 = fine */
 	void (*parent_after_fork)(void *arg);
 	void *arg;
+	int no_handshake;                /* the parent runs only once the child is gone (CLONE_VFORK) */
 };
+/* The child's side of the case (for forks whose child starts elsewhere, e.g. clone). */
+int t_case_child(const struct t_case *c);
 /* Returns T_COHERENT or T_STALE; fails the test on anything else. */
 int t_case_run(const struct t_case *c);
 /* Run role in a child with this configuration and check its verdict; 0 if as expected. */

@@ -17,16 +17,17 @@
 static struct t_map_ent before[512], now[512];
 static int nbefore;
 
-/* Every mapping the child has, the parent had before its first fork: no staging, no scratch. */
+/* Every mapping the child has lies in one the parent had before its first fork: no staging, no scratch. */
 static int child_maps_clean(int g)
 {
 	int n = t_maps_read(now, 512);
 	for (int i = 0; i < n; i++) {
 		int found = 0;
 		for (int j = 0; j < nbefore && !found; j++)
-			found = now[i].start == before[j].start && now[i].end == before[j].end;
+			found = now[i].start >= before[j].start && now[i].end <= before[j].end;
 		if (!found) {
 			printf("child %d: mapping not in the parent before any fork: %s", g, now[i].line);
+			fflush(stdout);
 			return 0;
 		}
 	}
@@ -51,6 +52,7 @@ static int role(void)
 			long got = t_gen_of(buf, LEN, &bad);
 			if (got != 1000 + g) {
 				printf("child %d: generation %ld (bad at +%zu)\n", g, got, bad);
+				fflush(stdout);
 				_exit(2);
 			}
 			if (!child_maps_clean(g))
@@ -63,7 +65,7 @@ static int role(void)
 	}
 	for (int g = 0; g < FORKS; g++)
 		T_CHECK(t_wait(kids[g]) == 0, "child %d failed", g);
-		T_CHECK(!lib || named, "no staging mapping ever appeared in the parent: the children's check proves nothing");
+	T_CHECK(!lib || named, "no staging mapping ever appeared in the parent: the children's check proves nothing");
 	t_note("%d children each saw their own generation and no staging", FORKS);
 	T_CHECK(t_unregister(buf, LEN) == 0, "unregister");
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "engine.h"
 #include "interpose.h"
 #include "msg.h"
 #include "ranges.h"
@@ -109,6 +110,7 @@ void sf_init(void)
 		sf_mode = SAFEFORK_MODE_COPY;
 	}
 	sf_interpose_init();
+	sf_engine_init();
 	sf_atfork_ensure();
 	errno = saved;
 }

@@ -30,6 +30,7 @@
 
 #include "common.h"
 #include "engine.h"
+#include "interpose.h"
 #include "lock.h"
 #include "msg.h"
 #include "ranges.h"
@@ -76,6 +77,21 @@ static struct {
 static sf_lock_t engine_lock = SF_LOCK_INIT;
 /* This thread's fork is being made safe: parent/child must finish it. */
 static SF_TLS int t_active;
+
+/*
+ * Whole pages are copied, bytes the program never allocated included (heap
+ * pages hold malloc metadata and free space).  A sanitizer's memcpy
+ * interceptor would call that an overflow, so the copy goes to the C
+ * library's memcpy directly.
+ */
+static void *(*page_copy)(void *, const void *, size_t) = memcpy;
+
+void sf_engine_init(void)
+{
+	void *p = sf_next_symbol("memcpy", NULL);
+	if (p)
+		page_copy = (void *(*)(void *, const void *, size_t))p;
+}
 
 static int once_unmapped, once_maps, once_staging, once_advice, once_huge, once_child_map, once_scratch;
 
@@ -343,7 +359,7 @@ static void stage(void)
 		if (!s->applied || !(s->prot & PROT_READ))
 			continue;
 		s->off = E.copied;
-		memcpy(E.staging + s->off, (void *)s->start, s->end - s->start);
+		page_copy(E.staging + s->off, (void *)s->start, s->end - s->start);
 		s->staged = 1;
 		E.copied += s->end - s->start;
 	}
@@ -442,7 +458,7 @@ static void restore_missing(const struct seg *s)
 			    (int)getpid(), len, (void *)s->start);
 		return;
 	}
-	memcpy(p, E.staging + s->off, len);
+	page_copy(p, E.staging + s->off, len);
 	if (s->prot != (PROT_READ | PROT_WRITE))
 		mprotect(p, len, s->prot);
 }
@@ -460,7 +476,7 @@ static void restore_wiped(const struct seg *s)
 		mprotect((void *)s->start, len, s->prot | PROT_WRITE);
 	if (len >= (1ul << 20)) /* one call faults in the lot, cheaper than a fault per page */
 		madvise((void *)s->start, len, MADV_POPULATE_WRITE);
-	memcpy((void *)s->start, E.staging + s->off, len);
+	page_copy((void *)s->start, E.staging + s->off, len);
 	if (!(s->prot & PROT_WRITE))
 		mprotect((void *)s->start, len, s->prot);
 	/* The child inherited the flag: clear it, or its own children would get zeros here. */

@@ -35,7 +35,7 @@
  * unless the benchmark itself cannot run.
  *
  * Usage: fork_copy [--sizes=0,64,512] [--reps=20] [--zero-reps=200]
- *                  [--warmup=3] [--no-thp]
+ *                  [--warmup=2] [--no-thp]
  */
 #include "config.h"
 
@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -119,12 +120,13 @@ static double quantile(double *v, size_t n, double q)
 
 struct stats {
 	double med, q1, q3; /* milliseconds */
+	double faults;      /* parent's minor faults per fork, mean */
 	size_t n;
 };
 
-static struct stats summarize(double *v, size_t n)
+static struct stats summarize(double *v, size_t n, long faults)
 {
-	struct stats s = { .n = n };
+	struct stats s = { .n = n, .faults = n ? (double)faults / (double)n : 0 };
 
 	s.med = quantile(v, n, 0.5);
 	s.q1 = quantile(v, n, 0.25);
@@ -178,9 +180,11 @@ static void fork_provider(char *out, size_t outsz, int *is_lib)
 {
 	Dl_info info;
 	pid_t (*f)(void) = fork;
+	void *addr;
 
+	memcpy(&addr, &f, sizeof(addr));
 	*is_lib = 0;
-	if (!dladdr(*(void **)&f, &info) || !info.dli_fname) {
+	if (!dladdr(addr, &info) || !info.dli_fname) {
 		snprintf(out, outsz, "unknown");
 		return;
 	}
@@ -323,7 +327,6 @@ static void kring_close(struct kring *k)
 #endif
 	k->registered = 0;
 }
-#endif
 
 static void kring_why(int err, char *out, size_t outsz)
 {
@@ -334,6 +337,8 @@ static void kring_why(int err, char *out, size_t outsz)
 		 err == EPERM || err == ENOSYS ? "; kernel.io_uring_disabled=" : "",
 		 err == EPERM || err == ENOSYS ? dis : "");
 }
+#endif
+
 
 /* ------------------------------------------------------------ forks */
 
@@ -354,10 +359,23 @@ static int wait_child(pid_t pid)
 	return -(WIFSIGNALED(st) ? WTERMSIG(st) : 1);
 }
 
-/* One fork: parent latency and child-ready time in milliseconds. */
-static void timed_fork(double *parent_ms, double *child_ms)
+static long minor_faults(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+/*
+ * One fork: parent latency and child-ready time in milliseconds, and the
+ * parent's minor faults from just before fork() to its return (counted
+ * outside the timed window).
+ */
+static void timed_fork(double *parent_ms, double *child_ms, long *faults)
 {
 	__atomic_store_n(&sh->t_child, 0, __ATOMIC_RELAXED);
+	long f0 = minor_faults();
 	uint64_t t0 = now_ns();
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -366,6 +384,7 @@ static void timed_fork(double *parent_ms, double *child_ms)
 		_exit(0);
 	}
 	uint64_t t1 = now_ns();
+	*faults = minor_faults() - f0;
 	if (pid < 0)
 		die("fork");
 	int st = wait_child(pid);
@@ -380,6 +399,7 @@ static void timed_fork(double *parent_ms, double *child_ms)
 
 struct samples {
 	double *parent, *child;
+	long faults; /* sum over the recorded forks */
 	size_t n;
 };
 
@@ -388,6 +408,7 @@ static void samples_init(struct samples *s, size_t cap)
 	s->parent = calloc(cap, sizeof(double));
 	s->child = calloc(cap, sizeof(double));
 	s->n = 0;
+	s->faults = 0;
 	if (!s->parent || !s->child)
 		die("calloc");
 }
@@ -401,13 +422,15 @@ static void samples_free(struct samples *s)
 static void fork_into(struct samples *s, char *buf, size_t len, int record)
 {
 	double p, c;
+	long f;
 
 	if (len)
 		dirty(buf, len);
-	timed_fork(&p, &c);
+	timed_fork(&p, &c, &f);
 	if (record) {
 		s->parent[s->n] = p;
 		s->child[s->n] = c;
+		s->faults += f;
 		s->n++;
 	}
 }
@@ -481,7 +504,7 @@ struct row {
 	int have[NCFG];
 	struct check chk[NCFG];
 	long thp_kb;
-	char kernel_note[160];
+	char kernel_note[320];
 };
 
 static void set_mode(enum safefork_mode m)
@@ -490,13 +513,18 @@ static void set_mode(enum safefork_mode m)
 		die("safefork_set_mode");
 }
 
+static uint64_t t_start;
+
 static void progress(const char *fmt, size_t mib, const char *cfg)
 {
+	fprintf(stderr, "  [%5.1f s] ", (double)(now_ns() - t_start) / 1e9);
 	fprintf(stderr, fmt, mib, cfg);
 	fflush(stderr);
 }
 
+#ifdef HAVE_KRING
 static int kernel_available;
+#endif
 static char kernel_why[200];
 
 static void measure_zero(struct row *r, int warm, int zreps)
@@ -505,7 +533,7 @@ static void measure_zero(struct row *r, int warm, int zreps)
 
 	for (int c = 0; c < NCFG; c++)
 		samples_init(&s[c], (size_t)zreps + 4);
-	progress("  S=%zu MiB: %s and copy (interleaved) ...\n", 0, "plain");
+	progress("S=%zu MiB: %s and copy (interleaved) ...\n", 0, "plain");
 	/* Interleaved off, copy, copy, off: drift and ordering effects cancel. */
 	for (int i = 0; i < warm; i++) {
 		set_mode(SAFEFORK_MODE_OFF);
@@ -523,19 +551,19 @@ static void measure_zero(struct row *r, int warm, int zreps)
 	}
 	set_mode(SAFEFORK_MODE_OFF);
 	for (int c = C_PLAIN; c <= C_COPY; c++) {
-		r->parent[c] = summarize(s[c].parent, s[c].n);
-		r->child[c] = summarize(s[c].child, s[c].n);
+		r->parent[c] = summarize(s[c].parent, s[c].n, s[c].faults);
+		r->child[c] = summarize(s[c].child, s[c].n, s[c].faults);
 		r->have[c] = 1;
 	}
 #ifdef HAVE_KRING
 	if (kernel_available) {
 		struct kring k;
-		progress("  S=%zu MiB: %s (ring, no buffers) ...\n", 0, "kernel");
+		progress("S=%zu MiB: %s (ring, no buffers) ...\n", 0, "kernel");
 		if (kring_open(&k) == 0) {
 			run_block(&s[C_KERNEL], NULL, 0, warm, zreps);
 			kring_close(&k);
-			r->parent[C_KERNEL] = summarize(s[C_KERNEL].parent, s[C_KERNEL].n);
-			r->child[C_KERNEL] = summarize(s[C_KERNEL].child, s[C_KERNEL].n);
+			r->parent[C_KERNEL] = summarize(s[C_KERNEL].parent, s[C_KERNEL].n, s[C_KERNEL].faults);
+			r->child[C_KERNEL] = summarize(s[C_KERNEL].child, s[C_KERNEL].n, s[C_KERNEL].faults);
 			r->have[C_KERNEL] = 1;
 			snprintf(r->kernel_note, sizeof(r->kernel_note), "an io_uring ring with no buffers registered");
 		}
@@ -557,23 +585,24 @@ static void measure_size(struct row *r, int warm, int reps)
 	samples_init(&s, (size_t)reps);
 
 	/* 1. plain: nothing registered, the library does nothing. */
-	progress("  S=%zu MiB: %s ...\n", r->mib, cfg_name[C_PLAIN]);
+	progress("S=%zu MiB: %s ...\n", r->mib, cfg_name[C_PLAIN]);
 	set_mode(SAFEFORK_MODE_OFF);
 	run_block(&s, buf, len, warm, reps);
-	r->parent[C_PLAIN] = summarize(s.parent, s.n);
-	r->child[C_PLAIN] = summarize(s.child, s.n);
+	r->parent[C_PLAIN] = summarize(s.parent, s.n, s.faults);
+	r->child[C_PLAIN] = summarize(s.child, s.n, s.faults);
 	r->have[C_PLAIN] = 1;
 	r->chk[C_PLAIN] = isolation_check(buf, len);
 
 	/* 2. copy: registered with the library, mode copy. */
-	progress("  S=%zu MiB: %s ...\n", r->mib, cfg_name[C_COPY]);
+	progress("S=%zu MiB: %s ...\n", r->mib, cfg_name[C_COPY]);
 	set_mode(SAFEFORK_MODE_COPY);
 	if (safefork_register(buf, len, 0) < 0)
 		die("safefork_register");
 	s.n = 0;
+	s.faults = 0;
 	run_block(&s, buf, len, warm, reps);
-	r->parent[C_COPY] = summarize(s.parent, s.n);
-	r->child[C_COPY] = summarize(s.child, s.n);
+	r->parent[C_COPY] = summarize(s.parent, s.n, s.faults);
+	r->child[C_COPY] = summarize(s.child, s.n, s.faults);
 	r->have[C_COPY] = 1;
 	r->chk[C_COPY] = isolation_check(buf, len);
 	if (safefork_unregister(buf, len) < 0)
@@ -585,7 +614,7 @@ static void measure_size(struct row *r, int warm, int reps)
 	if (kernel_available) {
 		struct kring k;
 		int rc;
-		progress("  S=%zu MiB: %s ...\n", r->mib, cfg_name[C_KERNEL]);
+		progress("S=%zu MiB: %s ...\n", r->mib, cfg_name[C_KERNEL]);
 		if ((rc = kring_open(&k)) < 0) {
 			kring_why(-rc, kernel_why, sizeof(kernel_why));
 			snprintf(r->kernel_note, sizeof(r->kernel_note), "skipped: io_uring_setup: %s", kernel_why);
@@ -595,9 +624,10 @@ static void measure_size(struct row *r, int warm, int reps)
 			kring_close(&k);
 		} else {
 			s.n = 0;
+			s.faults = 0;
 			run_block(&s, buf, len, warm, reps);
-			r->parent[C_KERNEL] = summarize(s.parent, s.n);
-			r->child[C_KERNEL] = summarize(s.child, s.n);
+			r->parent[C_KERNEL] = summarize(s.parent, s.n, s.faults);
+			r->child[C_KERNEL] = summarize(s.child, s.n, s.faults);
 			r->have[C_KERNEL] = 1;
 			r->chk[C_KERNEL] = isolation_check(buf, len);
 			kring_close(&k);
@@ -626,6 +656,15 @@ static void print_ratio(double a, double b, int ok, int width)
 		printf(" %*s", width, "-");
 }
 
+static void print_faults(const struct row *r)
+{
+	printf("           parent minor faults per fork (fork() call to its return):");
+	for (int c = 0; c < NCFG; c++)
+		if (r->have[c])
+			printf(" %s %.2f", cfg_name[c], r->parent[c].faults);
+	printf("\n");
+}
+
 static const char *kept_str(int k)
 {
 	return k < 0 ? "unknown (no PFNs: not root?)" : k ? "yes" : "no, moved";
@@ -633,7 +672,7 @@ static const char *kept_str(int k)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: fork_copy [--sizes=0,64,512] [--reps=20] [--zero-reps=200] [--warmup=3] [--no-thp]\n"
+	fprintf(f, "usage: fork_copy [--sizes=0,64,512] [--reps=20] [--zero-reps=200] [--warmup=2] [--no-thp]\n"
 		   "  --sizes     registered sizes in MiB, comma separated\n"
 		   "  --reps      measured forks per configuration for S > 0\n"
 		   "  --zero-reps measured forks per configuration for S = 0\n"
@@ -659,7 +698,7 @@ static int parse_int(const char *v, int min, const char *opt)
 int main(int argc, char **argv)
 {
 	size_t sizes[MAX_SIZES] = { 0, 64, 512 };
-	int nsizes = 3, reps = 20, zreps = 200, warm = 3;
+	int nsizes = 3, reps = 20, zreps = 200, warm = 2;
 	int zreps_given = 0;
 
 	for (int i = 1; i < argc; i++) {
@@ -753,18 +792,17 @@ int main(int argc, char **argv)
 		}
 	}
 #else
-	printf("kernel:   column skipped: built without liburing and without <linux/io_uring.h> syscall numbers\n");
+	snprintf(kernel_why, sizeof(kernel_why), "built without liburing and without <linux/io_uring.h> syscall numbers");
+	printf("kernel:   column skipped: %s\n", kernel_why);
 #endif
 	printf("reps:     median of %d forks per configuration (S=0: %d, plain/copy interleaved), "
 	       "after %d warm-up forks\n",
 	       reps, zreps, warm);
-	if (pagemap_fd < 0 || !getenv("FORK_COPY_NOPFN_NOTE"))
-		; /* (PFN visibility is reported per check below) */
 	fflush(stdout);
 
 	/* ---- measure ---- */
 	struct row rows[MAX_SIZES];
-	uint64_t t_start = now_ns();
+	t_start = now_ns();
 	memset(rows, 0, sizeof(rows));
 	fprintf(stderr, "measuring:\n");
 	for (int i = 0; i < nsizes; i++) {
@@ -805,6 +843,7 @@ int main(int argc, char **argv)
 			printf("  0 MiB:   parent quartiles: plain %.4f..%.4f, copy %.4f..%.4f (n=%zu each); kernel = %s\n",
 			       r->parent[C_PLAIN].q1, r->parent[C_PLAIN].q3, r->parent[C_COPY].q1, r->parent[C_COPY].q3,
 			       r->parent[C_PLAIN].n, r->have[C_KERNEL] ? r->kernel_note : "not measured");
+			print_faults(r);
 			continue;
 		}
 		printf("  %zu MiB: buffer THP-backed: ", r->mib);
@@ -817,6 +856,7 @@ int main(int argc, char **argv)
 		if (r->have[C_KERNEL])
 			printf(", kernel %.3f..%.3f", r->parent[C_KERNEL].q1, r->parent[C_KERNEL].q3);
 		printf("\n");
+		print_faults(r);
 		if (r->kernel_note[0])
 			printf("           kernel: %s\n", r->kernel_note);
 		for (int c = 0; c < NCFG; c++) {

@@ -67,6 +67,8 @@ static struct {
 	size_t views_cap;
 	struct seg *segs;
 	size_t segs_cap, nsegs;
+	uintptr_t *edges; /* partly registered pages, ascending */
+	size_t edges_cap, nedges;
 	char *staging;
 	size_t unmapped, shared, copied;
 	int maps_ok;
@@ -152,7 +154,38 @@ static void sort_views(struct sf_range_view *v, size_t n)
 	}
 }
 
-/* Snapshot the table into E.views; returns the number of ranges to protect. */
+/*
+ * Pages a registration covers only in part also hold the program's other
+ * data, typically malloc's chunk headers.  Those bytes must reach the child
+ * as they are when glibc's fork takes the malloc locks, which is after every
+ * prepare handler: so they are copied again at the very end of prepare,
+ * after everything else, to leave another thread's malloc the smallest
+ * window.  (doc/design.md: measured effect.)
+ */
+static void note_edges(size_t nexact)
+{
+	E.nedges = 0;
+	if (E.edges_cap < 2 * nexact) {
+		size_t ncap = 2 * nexact + 64;
+		uintptr_t *n = scratch_grow(NULL, 0, ncap * sizeof(*n));
+		if (!n)
+			return; /* then the edges are only copied once, with the rest */
+		if (E.edges)
+			munmap(E.edges, E.edges_cap * sizeof(*E.edges));
+		E.edges = n;
+		E.edges_cap = ncap;
+	}
+	for (size_t i = 0; i < nexact; i++) {
+		uintptr_t head = sf_align_down(E.views[i].start, sf_page_size);
+		uintptr_t tail = sf_align_down(E.views[i].end - 1, sf_page_size);
+		if (E.views[i].start != head && (!E.nedges || E.edges[E.nedges - 1] != head))
+			E.edges[E.nedges++] = head;
+		if (E.views[i].end % sf_page_size && (!E.nedges || E.edges[E.nedges - 1] != tail))
+			E.edges[E.nedges++] = tail;
+	}
+}
+
+/* Snapshot the table into E.views; returns the number of page runs to protect. */
 static size_t collect(void)
 {
 	size_t n, k = 0;
@@ -174,16 +207,12 @@ static size_t collect(void)
 		E.views = nv;
 		E.views_cap = ncap;
 	}
-	/* Rounded out to whole pages; ranges that only want reports are left alone. */
-	for (size_t i = 0; i < n; i++) {
-		if (E.views[i].flags & SAFEFORK_LOGONLY)
-			continue;
-		E.views[k].start = sf_align_down(E.views[i].start, sf_page_size);
-		E.views[k].end = sf_align_up(E.views[i].end, sf_page_size);
-		k++;
-	}
+	/* Ranges that only want reports are left alone. */
+	for (size_t i = 0; i < n; i++)
+		if (!(E.views[i].flags & SAFEFORK_LOGONLY))
+			E.views[k++] = E.views[i];
 	sort_views(E.views, k);
-	/* Merge overlapping and adjacent runs: one madvise and one copy per run. */
+	/* Merge the exact byte ranges; pages they only partly cover hold other data too. */
 	size_t m = 0;
 	for (size_t i = 0; i < k; i++) {
 		if (m && E.views[i].start <= E.views[m - 1].end) {
@@ -193,7 +222,22 @@ static size_t collect(void)
 			E.views[m++] = E.views[i];
 		}
 	}
-	return m;
+	note_edges(m);
+	/* Whole pages from here on; merge runs that now touch: one madvise and one copy per run. */
+	k = 0;
+	for (size_t i = 0; i < m; i++) {
+		uintptr_t a = sf_align_down(E.views[i].start, sf_page_size);
+		uintptr_t b = sf_align_up(E.views[i].end, sf_page_size);
+		if (k && a <= E.views[k - 1].end) {
+			if (b > E.views[k - 1].end)
+				E.views[k - 1].end = b;
+		} else {
+			E.views[k].start = a;
+			E.views[k].end = b;
+			k++;
+		}
+	}
+	return k;
 }
 
 /* Split the merged runs at mapping boundaries; note unmapped and shared parts. */
@@ -336,6 +380,23 @@ static void apply_advice(void)
 	E.nsegs = m;
 }
 
+/* The last thing before glibc locks malloc: copy the partly registered pages again. */
+static void recopy_edges(void)
+{
+	size_t j = 0;
+
+	for (size_t e = 0; e < E.nedges; e++) {
+		uintptr_t page = E.edges[e];
+		while (j < E.nsegs && E.segs[j].end <= page)
+			j++;
+		if (j == E.nsegs)
+			return;
+		const struct seg *s = &E.segs[j];
+		if (s->staged && page >= s->start)
+			page_copy(E.staging + s->off + (page - s->start), (void *)page, sf_page_size);
+	}
+}
+
 static void stage(void)
 {
 	size_t total = 0;
@@ -364,6 +425,7 @@ static void stage(void)
 		E.copied += s->end - s->start;
 	}
 	sf_staging_fork_begin();
+	recopy_edges();
 }
 
 int sf_engine_prepare(const char *entry, void *caller)
@@ -513,6 +575,8 @@ void sf_engine_child(void)
 		munmap(E.views, E.views_cap * sizeof(*E.views));
 	if (E.segs)
 		munmap(E.segs, E.segs_cap * sizeof(*E.segs));
+	if (E.edges)
+		munmap(E.edges, E.edges_cap * sizeof(*E.edges));
 	sigset_t old = E.oldmask;
 	memset(&E, 0, sizeof(E));
 	t_active = 0;

@@ -20,19 +20,45 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "engine.h"
 #include "interpose.h"
 
-/* Which entry point this thread's fork came through, for reports. */
-static SF_TLS const char *t_entry;
-static SF_TLS void *t_caller;
+/*
+ * Which entry point this thread's fork came through, for reports.  The
+ * context lives in the wrapper's stack frame; the thread-local pointer to it
+ * is written only when it changes.  Writing thread-local memory after every
+ * fork would cost the parent a page fault per fork (the fork has just
+ * write-protected that page), which a fork with nothing registered must not
+ * pay.  The prepare handler trusts the pointer only if it points just above
+ * its own frame (the wrapper is a few frames up) and the frame still holds
+ * the magic the wrapper clears on return.
+ */
+#define CTX_MAGIC 0x5afef0c4c0de0001ull
+struct fork_ctx {
+	volatile unsigned long long magic;
+	const char *entry;
+	void *caller;
+};
+static SF_TLS struct fork_ctx *t_ctx;
+
+static const struct fork_ctx *live_ctx(void)
+{
+	struct fork_ctx *c = t_ctx;
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+
+	if (!c || (uintptr_t)c <= here || (uintptr_t)c - here > 16384 || c->magic != CTX_MAGIC)
+		return NULL;
+	return c;
+}
 
 static void atfork_prepare(void)
 {
-	sf_engine_prepare(t_entry ? t_entry : "fork (internal glibc path)", t_caller);
+	const struct fork_ctx *c = live_ctx();
+	sf_engine_prepare(c ? c->entry : "fork (internal glibc path)", c ? c->caller : NULL);
 }
 
 static void atfork_parent(void)
@@ -42,7 +68,6 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
-	t_entry = NULL;
 	sf_engine_child();
 }
 
@@ -96,15 +121,16 @@ static pid_t fork_via_glibc(const char *entry, void *caller)
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return SF_REAL(fork)();
 	sf_atfork_ensure();
-	t_entry = entry;
-	t_caller = caller;
+	struct fork_ctx ctx = { CTX_MAGIC, entry, caller };
+	if (t_ctx != &ctx)
+		t_ctx = &ctx;
 	pid = SF_REAL(fork)();
+	ctx.magic = 0;
 	if (pid < 0) {
 		int e = errno;
 		sf_engine_fork_failed();
 		errno = e;
 	}
-	t_entry = NULL;
 	return pid;
 }
 

@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "harness.h"
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "engine.h"
+#include "probe.h"
 #include "ranges.h"
 
 #define POLICY_BITS (SAFEFORK_COPY | SAFEFORK_DONTFORK | SAFEFORK_WIPE | SAFEFORK_LOGONLY)
@@ -30,6 +31,9 @@ SF_EXPORT int safefork_register(const void *addr, size_t len, unsigned int flags
 		errno = -rc;
 		return -1;
 	}
+	/* auto needs to know the kernel: probe at the first registration (the range is already protected) */
+	if (sf_mode == SAFEFORK_MODE_AUTO || sf_debug)
+		sf_probe_ensure();
 	return 0;
 }
 

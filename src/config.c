@@ -105,10 +105,6 @@ void sf_init(void)
 	parse_debug();
 	parse_size_var("SAFEFORK_MAX_RANGES", sf_ranges_set_cap);
 	parse_size_var("SAFEFORK_POOL_MAX", sf_staging_set_max);
-	if (sf_mode == SAFEFORK_MODE_DONTFORK || sf_mode == SAFEFORK_MODE_WIPE || sf_mode == SAFEFORK_MODE_LOG) {
-		sf_msg("SAFEFORK_MODE=%s is not implemented yet; using copy", mode_names[sf_mode]);
-		sf_mode = SAFEFORK_MODE_COPY;
-	}
 	sf_interpose_init();
 	sf_engine_init();
 	sf_atfork_ensure();

@@ -21,6 +21,7 @@
  */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -33,6 +34,7 @@
 #include "interpose.h"
 #include "lock.h"
 #include "msg.h"
+#include "probe.h"
 #include "ranges.h"
 #include "staging.h"
 #include "vmamap.h"
@@ -53,13 +55,18 @@
 
 enum { SEG_WIPE = 1, SEG_DONTFORK = 2 };
 
+/* What a run gets, in rising order of what the child keeps (merging takes the highest). */
+enum { P_NONE = 0, P_LOG, P_DONTFORK, P_WIPE, P_COPY };
+
+static const char *const pol_names[] = { "none", "log", "dontfork", "wipe", "copy" };
+
 /* A run of whole pages inside one mapping, handled as one unit. */
 struct seg {
 	uintptr_t start, end;   /* what the advice covers */
 	uintptr_t vstart, vend; /* the mapping it lies in (start/end when unknown) */
 	size_t off;             /* where its snapshot is in the staging */
 	int prot;
-	unsigned char anon, hugetlb_anon, kind, applied, staged, huge_shift;
+	unsigned char anon, hugetlb_anon, kind, applied, staged, huge_shift, pol;
 };
 
 static struct {
@@ -71,9 +78,11 @@ static struct {
 	size_t edges_cap, nedges;
 	char *staging;
 	size_t unmapped, shared, copied;
+	size_t log_ranges, log_bytes; /* registered but only reported (log mode or SAFEFORK_LOGONLY) */
 	int maps_ok;
 	sigset_t oldmask;
 	const char *entry;
+	void *caller;
 } E;
 
 static sf_lock_t engine_lock = SF_LOCK_INIT;
@@ -185,6 +194,33 @@ static void note_edges(size_t nexact)
 	}
 }
 
+/* The policy a registration asks for: its own flag, else the process-wide mode. */
+static unsigned policy_of(unsigned flags, enum safefork_mode mode)
+{
+	if (flags & SAFEFORK_COPY)
+		return P_COPY;
+	if (flags & SAFEFORK_WIPE)
+		return P_WIPE;
+	if (flags & SAFEFORK_DONTFORK)
+		return P_DONTFORK;
+	if (flags & SAFEFORK_LOGONLY)
+		return P_LOG;
+	switch (mode) {
+	case SAFEFORK_MODE_AUTO:
+		return sf_auto_policy(flags) ? P_COPY : P_NONE;
+	case SAFEFORK_MODE_COPY:
+		return P_COPY;
+	case SAFEFORK_MODE_DONTFORK:
+		return P_DONTFORK;
+	case SAFEFORK_MODE_WIPE:
+		return P_WIPE;
+	case SAFEFORK_MODE_LOG:
+		return P_LOG;
+	default:
+		return P_NONE;
+	}
+}
+
 /* Snapshot the table into E.views; returns the number of page runs to protect. */
 static size_t collect(void)
 {
@@ -207,10 +243,20 @@ static size_t collect(void)
 		E.views = nv;
 		E.views_cap = ncap;
 	}
-	/* Ranges that only want reports are left alone. */
-	for (size_t i = 0; i < n; i++)
-		if (!(E.views[i].flags & SAFEFORK_LOGONLY))
-			E.views[k++] = E.views[i];
+	/* From here on .flags holds the policy.  Ranges only reported are counted and left alone. */
+	enum safefork_mode mode = __atomic_load_n(&sf_mode, __ATOMIC_RELAXED);
+	E.log_ranges = E.log_bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned pol = policy_of(E.views[i].flags, mode);
+		if (pol == P_LOG) {
+			E.log_ranges++;
+			E.log_bytes += E.views[i].end - E.views[i].start;
+		}
+		if (pol <= P_LOG)
+			continue;
+		E.views[k] = E.views[i];
+		E.views[k++].flags = pol;
+	}
 	sort_views(E.views, k);
 	/* Merge the exact byte ranges; pages they only partly cover hold other data too. */
 	size_t m = 0;
@@ -218,6 +264,8 @@ static size_t collect(void)
 		if (m && E.views[i].start <= E.views[m - 1].end) {
 			if (E.views[i].end > E.views[m - 1].end)
 				E.views[m - 1].end = E.views[i].end;
+			if (E.views[i].flags > E.views[m - 1].flags)
+				E.views[m - 1].flags = E.views[i].flags;
 		} else {
 			E.views[m++] = E.views[i];
 		}
@@ -231,9 +279,12 @@ static size_t collect(void)
 		if (k && a <= E.views[k - 1].end) {
 			if (b > E.views[k - 1].end)
 				E.views[k - 1].end = b;
+			if (E.views[i].flags > E.views[k - 1].flags)
+				E.views[k - 1].flags = E.views[i].flags;
 		} else {
 			E.views[k].start = a;
 			E.views[k].end = b;
+			E.views[k].flags = E.views[i].flags;
 			k++;
 		}
 	}
@@ -274,7 +325,7 @@ static int walk_vma(const struct sf_vma *v, void *arg)
 		} else {
 			struct seg s = { .start = w->pos, .end = end, .vstart = v->start, .vend = v->end,
 					 .prot = v->prot, .anon = (unsigned char)v->anon,
-					 .hugetlb_anon = (unsigned char)v->hugetlb_anon };
+					 .hugetlb_anon = (unsigned char)v->hugetlb_anon, .pol = (unsigned char)e->flags };
 			if (seg_push(&s) < 0) {
 				w->failed = 1;
 				return 1;
@@ -308,7 +359,8 @@ static void plan_segments(size_t nruns)
 	E.nsegs = E.unmapped = E.shared = 0;
 	for (size_t i = 0; i < nruns; i++) {
 		struct seg s = { .start = E.views[i].start, .end = E.views[i].end, .vstart = E.views[i].start,
-				 .vend = E.views[i].end, .prot = PROT_READ | PROT_WRITE, .anon = 1 };
+				 .vend = E.views[i].end, .prot = PROT_READ | PROT_WRITE, .anon = 1,
+				 .pol = (unsigned char)E.views[i].flags };
 		if (seg_push(&s) < 0)
 			break;
 	}
@@ -333,14 +385,28 @@ static int dontfork(struct seg *s)
 	return -1;
 }
 
+static int once_wipe_fallback;
+
 static int advise(struct seg *s)
 {
+	if (s->pol == P_DONTFORK) {
+		if (dontfork(s) < 0)
+			return -1;
+		s->kind = SEG_DONTFORK;
+		return 0;
+	}
 	if (s->anon && !s->hugetlb_anon &&
 	    madvise((void *)s->start, s->end - s->start, MADV_WIPEONFORK) == 0) {
 		s->kind = SEG_WIPE;
 		return 0;
 	}
 	/* File-backed private memory, hugetlb, or a kernel without WIPEONFORK (< 4.14). */
+	if (s->pol == P_WIPE) {
+		sf_msg_once(&once_wipe_fallback, "MADV_WIPEONFORK refused for %zu registered bytes at %p (hugetlb or "
+			    "file-backed mapping, or a kernel before 4.14): copying them for the child instead",
+			    s->end - s->start, (void *)s->start);
+		s->pol = P_COPY;
+	}
 	if (dontfork(s) == 0) {
 		s->kind = SEG_DONTFORK;
 		return 0;
@@ -369,6 +435,8 @@ static void apply_advice(void)
 		struct seg cur = *s;
 		while (m && cur.applied && E.segs[m - 1].applied && cur.start < E.segs[m - 1].end &&
 		       E.segs[m - 1].kind == cur.kind) {
+			if (E.segs[m - 1].pol > cur.pol)
+				cur.pol = E.segs[m - 1].pol;
 			struct seg *p = &E.segs[--m];
 			if (p->start < cur.start)
 				cur.start = p->start;
@@ -402,7 +470,7 @@ static void stage(void)
 	size_t total = 0;
 
 	for (size_t i = 0; i < E.nsegs; i++)
-		if (E.segs[i].applied && (E.segs[i].prot & PROT_READ))
+		if (E.segs[i].applied && E.segs[i].pol == P_COPY && (E.segs[i].prot & PROT_READ))
 			total += E.segs[i].end - E.segs[i].start;
 	E.staging = NULL;
 	E.copied = 0;
@@ -417,7 +485,7 @@ static void stage(void)
 	}
 	for (size_t i = 0; i < E.nsegs; i++) {
 		struct seg *s = &E.segs[i];
-		if (!s->applied || !(s->prot & PROT_READ))
+		if (!s->applied || s->pol != P_COPY || !(s->prot & PROT_READ))
 			continue;
 		s->off = E.copied;
 		page_copy(E.staging + s->off, (void *)s->start, s->end - s->start);
@@ -433,7 +501,6 @@ int sf_engine_prepare(const char *entry, void *caller)
 	sigset_t all, old;
 	int saved = errno;
 
-	(void)caller;
 	if (sf_mode == SAFEFORK_MODE_OFF || sf_ranges_live() == 0)
 		return 0;
 	sigfillset(&all);
@@ -442,6 +509,7 @@ int sf_engine_prepare(const char *entry, void *caller)
 	t_active = 1;
 	E.oldmask = old;
 	E.entry = entry;
+	E.caller = caller;
 
 	size_t nruns = collect();
 	plan_segments(nruns);
@@ -470,6 +538,40 @@ void sf_engine_idle(void)
 	sf_unlock(&engine_lock);
 }
 
+/*
+ * A fork with ranges that are only logged: report it once per call site.
+ * Runs in the parent after the engine lock is released (dladdr takes the
+ * loader's lock, which must not be held inside the fork).
+ */
+static void report_unsafe(const char *entry, void *caller, size_t nranges, size_t bytes)
+{
+	static uintptr_t sites[256];
+	uintptr_t key = (uintptr_t)caller;
+	size_t i;
+
+	for (i = 0; i < sizeof(sites) / sizeof(sites[0]); i++) {
+		uintptr_t expect = 0;
+		if (__atomic_load_n(&sites[i], __ATOMIC_RELAXED) == key + 1)
+			return; /* reported already */
+		if (__atomic_compare_exchange_n(&sites[i], &expect, key + 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			break;
+		if (expect == key + 1)
+			return;
+	}
+	Dl_info info;
+	if (caller && dladdr(caller, &info) && info.dli_fname)
+		sf_msg("unsafe fork in pid %d via %s: %zu registered ranges (%zu bytes) shared copy-on-write with the "
+		       "child; called from %p %s+%lx (%s) [%s]", (int)getpid(), entry, nranges, bytes, caller,
+		       info.dli_sname ? info.dli_sname : "?",
+		       (unsigned long)((uintptr_t)caller - (uintptr_t)(info.dli_saddr ? info.dli_saddr : info.dli_fbase)),
+		       info.dli_fname, pol_names[P_LOG]);
+	else
+		sf_msg("unsafe fork in pid %d via %s: %zu registered ranges (%zu bytes) shared copy-on-write with the "
+		       "child; called from %s [%s]", (int)getpid(), entry, nranges, bytes,
+		       caller ? "an address outside any object" : "a glibc-internal path (daemon, forkpty, ...)",
+		       pol_names[P_LOG]);
+}
+
 void sf_engine_parent(pid_t pid)
 {
 	int saved = errno;
@@ -484,15 +586,20 @@ void sf_engine_parent(pid_t pid)
 	}
 	if (E.staging)
 		sf_staging_parent(pid < 0);
-	if (sf_debug && pid > 0)
-		sf_msg("pid %d: %s: %zu runs protected, %zu bytes copied for child %d", (int)getpid(), E.entry,
-		       E.nsegs, E.copied, (int)pid);
+	if (sf_debug && pid >= 0)
+		sf_msg("pid %d: fork via %s: %zu runs kept from the child, %zu bytes copied for it, %zu ranges only "
+		       "logged", (int)getpid(), E.entry, E.nsegs, E.copied, E.log_ranges);
+	const char *entry = E.entry;
+	void *caller = E.caller;
+	size_t log_ranges = E.log_ranges, log_bytes = E.log_bytes;
 	E.nsegs = 0;
 	E.staging = NULL;
 	t_active = 0;
 	sigset_t old = E.oldmask;
 	sf_unlock(&engine_lock);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (log_ranges && pid >= 0)
+		report_unsafe(entry, caller, log_ranges, log_bytes);
 	errno = saved;
 }
 
@@ -560,6 +667,8 @@ void sf_engine_child(void)
 	}
 	for (size_t i = 0; i < E.nsegs; i++) {
 		const struct seg *s = &E.segs[i];
+		if (s->applied && s->kind == SEG_WIPE && !s->staged) /* wipe policy: zeros, but not for grandchildren */
+			madvise((void *)s->start, s->end - s->start, MADV_KEEPONFORK);
 		if (!s->staged)
 			continue;
 		if (s->kind == SEG_WIPE)

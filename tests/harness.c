@@ -129,8 +129,12 @@ int t_run(const char *self, const char *role, int preload, const char *mode, con
 		snprintf(mode_buf, sizeof(mode_buf), "SAFEFORK_MODE=%s", mode);
 		envp[n++] = mode_buf;
 	}
-	if (extra_env)
-		envp[n++] = (char *)extra_env;
+	static char extra_buf[1024];
+	if (extra_env) { /* several assignments separated by spaces */
+		snprintf(extra_buf, sizeof(extra_buf), "%s", extra_env);
+		for (char *tok = strtok(extra_buf, " "); tok && n < 510; tok = strtok(NULL, " "))
+			envp[n++] = tok;
+	}
 	envp[n] = NULL;
 
 	fflush(stdout);
@@ -144,6 +148,9 @@ int t_run(const char *self, const char *role, int preload, const char *mode, con
 		char *argv[] = { (char *)self, (char *)role, NULL };
 		if (err_out)
 			dup2(errpipe[1], 2);
+		/* T_AS_NOBODY=1 in extra_env: run the role without root (no PFNs in pagemap) */
+		if (extra_env && strstr(extra_env, "T_AS_NOBODY=1") && (setgid(65534) != 0 || setuid(65534) != 0))
+			_exit(126);
 		execve("/proc/self/exe", argv, envp);
 		_exit(127);
 	}

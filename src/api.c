@@ -31,6 +31,12 @@ SF_EXPORT int safefork_register(const void *addr, size_t len, unsigned int flags
 		errno = -rc;
 		return -1;
 	}
+	/* The fork path must find its scratch memory ready: a fork cannot be refused for lack of it. */
+	if (sf_engine_reserve(sf_ranges_live()) < 0) {
+		sf_ranges_del((uintptr_t)addr, (uintptr_t)addr + len);
+		errno = ENOMEM;
+		return -1;
+	}
 	/* auto needs to know the kernel: probe at the first registration (the range is already protected) */
 	if (sf_mode == SAFEFORK_MODE_AUTO || sf_debug)
 		sf_probe_ensure();
@@ -48,8 +54,6 @@ SF_EXPORT int safefork_unregister(const void *addr, size_t len)
 		errno = -rc;
 		return -1;
 	}
-	if (sf_ranges_live() == 0)
-		sf_engine_idle();
 	return 0;
 }
 

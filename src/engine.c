@@ -37,6 +37,7 @@
 #include "probe.h"
 #include "ranges.h"
 #include "staging.h"
+#include "sysmem.h"
 #include "vmamap.h"
 
 #ifndef MADV_WIPEONFORK
@@ -104,19 +105,56 @@ void sf_engine_init(void)
 		page_copy = (void *(*)(void *, const void *, size_t))p;
 }
 
-static int once_unmapped, once_maps, once_staging, once_advice, once_huge, once_child_map, once_scratch;
+static int once_split, once_unmapped, once_maps, once_staging, once_advice, once_huge, once_child_map, once_scratch;
 
 static void *scratch_grow(void *old, size_t old_bytes, size_t new_bytes)
 {
-	void *p = mmap(NULL, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = sf_map(new_bytes);
 
-	if (p == MAP_FAILED)
+	if (!p)
 		return NULL;
 	if (old) {
 		memcpy(p, old, old_bytes);
 		munmap(old, old_bytes);
 	}
 	return p;
+}
+
+/* Grow a scratch array to at least want entries; its old content is not kept. */
+static int reserve(void **arr, size_t *cap, size_t want, size_t elem)
+{
+	if (*cap >= want)
+		return 0;
+	size_t ncap = want * 2 > 256 ? want * 2 : 256;
+	void *n = scratch_grow(NULL, 0, ncap * elem);
+	if (!n)
+		return -1;
+	if (*arr)
+		munmap(*arr, *cap * elem);
+	*arr = n;
+	*cap = ncap;
+	return 0;
+}
+
+int sf_engine_reserve(size_t nranges)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	if (__atomic_load_n(&E.views_cap, __ATOMIC_RELAXED) >= nranges &&
+	    __atomic_load_n(&E.edges_cap, __ATOMIC_RELAXED) >= 2 * nranges &&
+	    __atomic_load_n(&E.segs_cap, __ATOMIC_RELAXED) >= nranges + 16)
+		return 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sf_lock(&engine_lock);
+	if (reserve((void **)&E.views, &E.views_cap, nranges, sizeof(*E.views)) < 0 ||
+	    reserve((void **)&E.edges, &E.edges_cap, 2 * nranges, sizeof(*E.edges)) < 0 ||
+	    reserve((void **)&E.segs, &E.segs_cap, nranges + 16, sizeof(*E.segs)) < 0)
+		rc = -ENOMEM;
+	sf_unlock(&engine_lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
 }
 
 static int seg_push(const struct seg *s)
@@ -414,14 +452,31 @@ static int advise(struct seg *s)
 	return -1;
 }
 
+/*
+ * May the whole mapping around s be kept out of the child?  Not if it holds
+ * this thread's thread control block or stack: glibc's own child-side code
+ * touches them before any atfork handler can put the memory back.
+ */
+static int whole_mapping_ok(const struct seg *s)
+{
+	uintptr_t tp = (uintptr_t)__builtin_thread_pointer(), sp = (uintptr_t)__builtin_frame_address(0);
+
+	return !(tp >= s->vstart && tp < s->vend) && !(sp >= s->vstart && sp < s->vend);
+}
+
 static void apply_advice(void)
 {
 	size_t m = 0;
 
 	for (size_t i = 0; i < E.nsegs; i++) {
 		struct seg *s = &E.segs[i];
-		if (advise(s) < 0 && errno == ENOMEM && E.maps_ok && (s->start != s->vstart || s->end != s->vend)) {
+		/* madvise reports a failed VMA split as EAGAIN (ENOMEM on older kernels) */
+		if (advise(s) < 0 && (errno == EAGAIN || errno == ENOMEM) && E.maps_ok &&
+		    (s->start != s->vstart || s->end != s->vend) && whole_mapping_ok(s)) {
 			/* No VMA left to split (vm.max_map_count): keep the whole mapping out of the child. */
+			sf_msg_once(&once_split, "cannot split the mapping %p-%p for %zu registered bytes (vm.max_map_count "
+				    "reached?): keeping all %zu bytes of it out of the child instead", (void *)s->vstart,
+				    (void *)s->vend, s->end - s->start, s->vend - s->vstart);
 			s->start = s->vstart;
 			s->end = s->vend;
 			(void)advise(s);
@@ -529,14 +584,6 @@ void sf_engine_fork_failed(void)
 	sf_unlock(&engine_lock);
 }
 
-void sf_engine_idle(void)
-{
-	if (!sf_trylock(&engine_lock))
-		return; /* a fork is under way; the pool goes at a later unregister */
-	if (sf_ranges_live() == 0)
-		sf_staging_release();
-	sf_unlock(&engine_lock);
-}
 
 /*
  * A fork with ranges that are only logged: report it once per call site.

@@ -25,9 +25,9 @@ void sf_engine_parent(pid_t pid);
 void sf_engine_child(void);
 /* A wrapper learnt after the atfork parent handler that the fork failed. */
 void sf_engine_fork_failed(void);
+/* Outside the fork path: scratch memory for a fork plan over nranges ranges (0 or -ENOMEM). */
+int sf_engine_reserve(size_t nranges);
 /* Once, at initialisation. */
 void sf_engine_init(void);
-/* Outside the fork path, after an unregistration: drop the pool if nothing is registered. */
-void sf_engine_idle(void);
 
 #endif

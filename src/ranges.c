@@ -19,6 +19,7 @@
 
 #include "lock.h"
 #include "ranges.h"
+#include "sysmem.h"
 
 #define SLOTS_PER_CHUNK 4096u
 #define MAX_CHUNKS 1024u /* 4M registrations */
@@ -57,11 +58,6 @@ static size_t hash_key(uintptr_t start, uintptr_t end)
 	return (size_t)(h ^ (h >> 29));
 }
 
-static void *map_anon(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
 
 static void hash_insert(unsigned int *tab, size_t size, unsigned int idx)
 {
@@ -76,7 +72,7 @@ static void hash_insert(unsigned int *tab, size_t size, unsigned int idx)
 static int hash_grow(void)
 {
 	size_t nsize = hsize ? hsize * 2 : 1024;
-	unsigned int *ntab = map_anon(nsize * sizeof(*ntab));
+	unsigned int *ntab = sf_map(nsize * sizeof(*ntab));
 
 	if (!ntab)
 		return -ENOMEM;
@@ -135,7 +131,7 @@ static int slot_alloc(unsigned int *idx)
 	if (high_water == nchunks * SLOTS_PER_CHUNK) {
 		if (nchunks == MAX_CHUNKS)
 			return -ENOMEM;
-		struct slot *c = map_anon(SLOTS_PER_CHUNK * sizeof(struct slot));
+		struct slot *c = sf_map(SLOTS_PER_CHUNK * sizeof(struct slot));
 		if (!c)
 			return -ENOMEM;
 		__atomic_store_n(&chunks[nchunks], c, __ATOMIC_RELEASE);

@@ -147,10 +147,6 @@ void sf_staging_child(void)
 	t_refs = NULL;
 }
 
-void sf_staging_release(void)
-{
-	pool_unmap(&cur);
-}
 
 void sf_staging_set_max(size_t bytes)
 {

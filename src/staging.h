@@ -18,8 +18,6 @@ void sf_staging_parent(int fork_failed);
 void sf_staging_fork_failed(void);
 /* In the child once its memory is back: drop every trace of the staging. */
 void sf_staging_child(void);
-/* Outside the fork path: give the pool back (nothing registered any more). */
-void sf_staging_release(void);
 /* The pool size kept between forks (SAFEFORK_POOL_MAX); larger snapshots use one-shot staging. */
 void sf_staging_set_max(size_t bytes);
 /* Bytes currently held by the pool between forks. */

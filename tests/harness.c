@@ -403,23 +403,31 @@ int t_case_run(const struct t_case *c)
 	t_dev_attach(&dev, (void *)a, b - a);
 	T_CHECK(pipe2(hs_checked, O_CLOEXEC) == 0 && pipe2(hs_wrote, O_CLOEXEC) == 0, "pipe");
 
+	if (c->before_fork)
+		c->before_fork(c->arg);
 	pid_t pid = (c->do_fork ? c->do_fork : plain_fork)();
 	if (pid < 0)
 		t_fail("fork: %s", strerror(errno));
 	if (pid == 0)
 		_exit(t_case_child(c));
+	/* only the child writes "checked" and reads "wrote": a dead child then reads as EOF */
+	close(hs_checked[1]);
+	close(hs_wrote[0]);
+	hs_checked[1] = hs_wrote[0] = -1;
 	if (c->parent_after_fork)
 		c->parent_after_fork(c->arg);
 	char x = 0;
 	if (!c->no_handshake && read(hs_checked[0], &x, 1) != 1)
-		t_fail("handshake: the child did not check in");
+		t_fail("handshake: the child did not check in (status %d)", t_wait(pid));
 	t_fill(c->reg, c->reg_len, 2);
 	if (!c->no_handshake && write(hs_wrote[1], "w", 1) != 1)
 		t_fail("handshake");
 	int st = t_wait(pid);
 	for (int i = 0; i < 2; i++) {
-		close(hs_checked[i]);
-		close(hs_wrote[i]);
+		if (hs_checked[i] >= 0)
+			close(hs_checked[i]);
+		if (hs_wrote[i] >= 0)
+			close(hs_wrote[i]);
 		hs_checked[i] = hs_wrote[i] = -1;
 	}
 	T_CHECK(st == 0, "child failed with status %d", st);

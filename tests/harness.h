@@ -102,6 +102,7 @@ struct t_case {
 	int register_it;
 	pid_t (*do_fork)(void);          /* NULL: fork() */
 	int (*child_check)(void *arg);   /* extra checks in the child; 0 = fine */
+	void (*before_fork)(void *arg);  /* last thing before the fork (after the device and pipes exist) */
 	void (*parent_after_fork)(void *arg);
 	void *arg;
 	int no_handshake;                /* the parent runs only once the child is gone (CLONE_VFORK) */

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "advice.h"
 #include "engine.h"
 #include "interpose.h"
 #include "lock.h"
@@ -407,13 +408,13 @@ static void plan_segments(size_t nruns)
 /* MADV_DONTFORK, rounded out to the hugetlb page size when the mapping insists. */
 static int dontfork(struct seg *s)
 {
-	if (madvise((void *)s->start, s->end - s->start, MADV_DONTFORK) == 0)
+	if (sf_madvise((void *)s->start, s->end - s->start, MADV_DONTFORK) == 0)
 		return 0;
 	for (unsigned shift = 21; errno == EINVAL && shift <= 30; shift += 9) {
 		uintptr_t a = sf_align_down(s->start, 1ul << shift), b = sf_align_up(s->end, 1ul << shift);
 		if (E.maps_ok && (a < s->vstart || b > s->vend))
 			continue;
-		if (madvise((void *)a, b - a, MADV_DONTFORK) == 0) {
+		if (sf_madvise((void *)a, b - a, MADV_DONTFORK) == 0) {
 			s->start = a;
 			s->end = b;
 			s->huge_shift = (unsigned char)shift;
@@ -434,7 +435,7 @@ static int advise(struct seg *s)
 		return 0;
 	}
 	if (s->anon && !s->hugetlb_anon &&
-	    madvise((void *)s->start, s->end - s->start, MADV_WIPEONFORK) == 0) {
+	    sf_madvise((void *)s->start, s->end - s->start, MADV_WIPEONFORK) == 0) {
 		s->kind = SEG_WIPE;
 		return 0;
 	}
@@ -585,6 +586,18 @@ void sf_engine_fork_failed(void)
 }
 
 
+static void keep_on_fork(uintptr_t a, uintptr_t b, void *arg)
+{
+	(void)arg;
+	sf_madvise((void *)a, b - a, MADV_KEEPONFORK);
+}
+
+static void do_fork(uintptr_t a, uintptr_t b, void *arg)
+{
+	(void)arg;
+	sf_madvise((void *)a, b - a, MADV_DOFORK);
+}
+
 /*
  * A fork with ranges that are only logged: report it once per call site.
  * Runs in the parent after the engine lock is released (dladdr takes the
@@ -627,9 +640,9 @@ void sf_engine_parent(pid_t pid)
 		return;
 	for (size_t i = 0; i < E.nsegs; i++) {
 		struct seg *s = &E.segs[i];
-		if (s->applied)
-			madvise((void *)s->start, s->end - s->start,
-				s->kind == SEG_WIPE ? MADV_KEEPONFORK : MADV_DOFORK);
+		if (s->applied) /* undo ours, not the program's own advice */
+			sf_advice_unmarked(s->start, s->end, s->kind == SEG_WIPE ? SF_MARK_WIPE : SF_MARK_DONTFORK,
+					   s->kind == SEG_WIPE ? keep_on_fork : do_fork, NULL);
 	}
 	if (E.staging)
 		sf_staging_parent(pid < 0);
@@ -648,6 +661,25 @@ void sf_engine_parent(pid_t pid)
 	if (log_ranges && pid >= 0)
 		report_unsafe(entry, caller, log_ranges, log_bytes);
 	errno = saved;
+}
+
+static void restore_missing(const struct seg *s);
+
+/* Fill [a, b) of a wiped run from the staging (the program's own wiped parts stay zero). */
+static void fill_from_staging(uintptr_t a, uintptr_t b, void *arg)
+{
+	const struct seg *s = arg;
+	page_copy((void *)a, E.staging + s->off + (a - s->start), b - a);
+}
+
+/* Map the pages MADV_DONTFORK kept from us and fill them; the program's own DONTFORK pages stay out. */
+static void restore_missing_part(uintptr_t a, uintptr_t b, void *arg)
+{
+	struct seg part = *(const struct seg *)arg;
+	part.off += a - part.start;
+	part.start = a;
+	part.end = b;
+	restore_missing(&part);
 }
 
 /* Map the pages MADV_DONTFORK kept from us and fill them. */
@@ -691,12 +723,12 @@ static void restore_wiped(const struct seg *s)
 	if (!(s->prot & PROT_WRITE))
 		mprotect((void *)s->start, len, s->prot | PROT_WRITE);
 	if (len >= (1ul << 20)) /* one call faults in the lot, cheaper than a fault per page */
-		madvise((void *)s->start, len, MADV_POPULATE_WRITE);
-	page_copy((void *)s->start, E.staging + s->off, len);
+		sf_madvise((void *)s->start, len, MADV_POPULATE_WRITE);
+	sf_advice_unmarked(s->start, s->end, SF_MARK_WIPE, fill_from_staging, (void *)s);
 	if (!(s->prot & PROT_WRITE))
 		mprotect((void *)s->start, len, s->prot);
 	/* The child inherited the flag: clear it, or its own children would get zeros here. */
-	madvise((void *)s->start, len, MADV_KEEPONFORK);
+	sf_advice_unmarked(s->start, s->end, SF_MARK_WIPE, keep_on_fork, NULL);
 }
 
 void sf_engine_child(void)
@@ -715,13 +747,13 @@ void sf_engine_child(void)
 	for (size_t i = 0; i < E.nsegs; i++) {
 		const struct seg *s = &E.segs[i];
 		if (s->applied && s->kind == SEG_WIPE && !s->staged) /* wipe policy: zeros, but not for grandchildren */
-			madvise((void *)s->start, s->end - s->start, MADV_KEEPONFORK);
+			sf_advice_unmarked(s->start, s->end, SF_MARK_WIPE, keep_on_fork, NULL);
 		if (!s->staged)
 			continue;
 		if (s->kind == SEG_WIPE)
 			restore_wiped(s);
 		else
-			restore_missing(s);
+			sf_advice_unmarked(s->start, s->end, SF_MARK_DONTFORK, restore_missing_part, (void *)s);
 	}
 	if (E.staging)
 		sf_staging_child();

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "staging.h"
+#include "sysmem.h"
 
 #ifndef PR_SET_VMA
 #define PR_SET_VMA 0x53564d41
@@ -87,9 +88,9 @@ static int pool_map(struct pool *p, size_t cap)
 		errno = e;
 		return -1;
 	}
-	madvise(base, cap, MADV_HUGEPAGE);
-	madvise(base, cap, MADV_DONTFORK);
-	madvise(ctl, CTL_SZ, MADV_DONTFORK);
+	sf_madvise(base, cap, MADV_HUGEPAGE);
+	sf_madvise(base, cap, MADV_DONTFORK);
+	sf_madvise(ctl, CTL_SZ, MADV_DONTFORK);
 	name(base, cap, "safefork-staging");
 	name(ctl, CTL_SZ, "safefork-staging-ctl");
 	*p = (struct pool){ .base = base, .cap = cap, .refs = ctl };
@@ -111,8 +112,8 @@ char *sf_staging_get(size_t need)
 
 void sf_staging_fork_begin(void)
 {
-	madvise(cur.base, cur.used, MADV_DOFORK);
-	madvise(cur.refs, CTL_SZ, MADV_DOFORK);
+	sf_madvise(cur.base, cur.used, MADV_DOFORK);
+	sf_madvise(cur.refs, CTL_SZ, MADV_DOFORK);
 	__atomic_fetch_add(cur.refs, 1, __ATOMIC_RELEASE);
 	t_refs = cur.refs;
 }
@@ -132,8 +133,8 @@ void sf_staging_parent(int fork_failed)
 		pool_unmap(&cur);
 		return;
 	}
-	madvise(cur.base, cur.used, MADV_DONTFORK);
-	madvise(cur.refs, CTL_SZ, MADV_DONTFORK);
+	sf_madvise(cur.base, cur.used, MADV_DONTFORK);
+	sf_madvise(cur.refs, CTL_SZ, MADV_DONTFORK);
 }
 
 void sf_staging_child(void)

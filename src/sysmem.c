@@ -17,6 +17,6 @@ void *sf_map(size_t len)
 	 * possible) never takes the library's own state with it.  It also keeps
 	 * the tables out of core dumps.
 	 */
-	madvise(p, len, MADV_DONTDUMP);
+	sf_madvise(p, len, MADV_DONTDUMP);
 	return p;
 }

@@ -520,3 +520,28 @@ int t_maps_read(struct t_map_ent *out, int max)
 	}
 	return n;
 }
+
+int t_vmflag(const void *addr, const char *flag)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[4096];
+	int inside = 0, found = -1;
+
+	if (!f)
+		t_fail("open /proc/self/smaps");
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			inside = (uintptr_t)addr >= a && (uintptr_t)addr < b;
+			continue;
+		}
+		if (inside && !strncmp(line, "VmFlags:", 8)) {
+			char want[8];
+			snprintf(want, sizeof(want), " %s", flag);
+			found = strstr(line + 8, want) != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}

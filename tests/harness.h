@@ -63,6 +63,8 @@ struct t_map_ent {
 	char line[160];
 };
 int t_maps_read(struct t_map_ent *out, int max);
+/* 1 if the mapping holding addr has this VmFlags flag in smaps ("dc" DONTFORK, "wf" WIPEONFORK), 0 if not, -1 unknown. */
+int t_vmflag(const void *addr, const char *flag);
 /* 1 when /proc/self/maps contains the substring. */
 int t_maps_contains(const char *needle);
 

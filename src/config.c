@@ -101,6 +101,7 @@ void sf_init(void)
 	long ps = sysconf(_SC_PAGESIZE);
 	if (ps > 0)
 		sf_page_size = (size_t)ps;
+	sf_msg_init(getenv("SAFEFORK_LOG"));
 	parse_mode();
 	parse_debug();
 	parse_size_var("SAFEFORK_MAX_RANGES", sf_ranges_set_cap);

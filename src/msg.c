@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -110,6 +112,58 @@ size_t sf_format(char *buf, size_t size, const char *fmt, ...)
 	return n;
 }
 
+/*
+ * SAFEFORK_LOG: unset or "stderr" writes to standard error; otherwise a file
+ * path ("%p" becomes the pid) opened for each message with O_APPEND and
+ * closed again, so no descriptor of ours is ever open in the program or its
+ * children.  Read once at initialisation (sf_msg_init).
+ */
+static char log_path[512];
+
+static void snprintf_path(const char *dest)
+{
+	size_t n = strlen(dest);
+	if (n >= sizeof(log_path))
+		n = sizeof(log_path) - 1;
+	memcpy(log_path, dest, n);
+	log_path[n] = '\0';
+}
+
+void sf_msg_init(const char *dest)
+{
+	if (dest && *dest && strcmp(dest, "stderr") != 0)
+		snprintf_path(dest);
+}
+
+static void emit(const char *line, size_t n)
+{
+	int fd = STDERR_FILENO, opened = 0;
+
+	if (log_path[0]) {
+		char path[600];
+		size_t k = 0;
+		int pid = getpid();
+		for (const char *p = log_path; *p && k < sizeof(path) - 16; p++) {
+			if (p[0] == '%' && p[1] == 'p') {
+				k += sf_format(path + k, sizeof(path) - k, "%d", pid);
+				p++;
+			} else {
+				path[k++] = *p;
+			}
+		}
+		path[k] = '\0';
+		fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0)
+			fd = STDERR_FILENO; /* the message is not lost */
+		else
+			opened = 1;
+	}
+	while (write(fd, line, n) < 0 && errno == EINTR)
+		;
+	if (opened)
+		close(fd);
+}
+
 void sf_msg(const char *fmt, ...)
 {
 	char line[512];
@@ -126,7 +180,6 @@ void sf_msg(const char *fmt, ...)
 		if (line[i] == '\n')
 			line[i] = ' ';
 	line[n++] = '\n';
-	while (write(STDERR_FILENO, line, n) < 0 && errno == EINTR)
-		;
+	emit(line, n);
 	errno = saved;
 }

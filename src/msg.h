@@ -13,6 +13,9 @@
  */
 void sf_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Where messages go: SAFEFORK_LOG (NULL or "stderr": standard error; else a path, %p = pid). */
+void sf_msg_init(const char *dest);
+
 /* As sf_msg, but only the first time for a given flag (a static int of the caller's). */
 #define sf_msg_once(flagp, ...)                                                    \
 	do {                                                                       \

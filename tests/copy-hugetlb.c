@@ -60,6 +60,13 @@ int main(int argc, char **argv)
 	}
 	int bad = t_protect_and_control(argv[0], "hugetlb-inside");
 	bad |= t_protect_and_control(argv[0], "across");
+	/* wipe cannot apply to hugetlb: the library copies instead and says so, once */
+	char err[2048];
+	int st = t_run(argv[0], "hugetlb-inside", 1, "wipe", NULL, err, sizeof(err));
+	if (st != T_COHERENT || !strstr(err, "safefork: MADV_WIPEONFORK refused") || strchr(err, '\n') != err + strlen(err) - 1) {
+		printf("FAIL: wipe on hugetlb: status %d, stderr: %s\n", st, err);
+		bad = 1;
+	}
 	if (old < 8)
 		write_nr(old);
 	return bad;

@@ -78,5 +78,29 @@ int main(int argc, char **argv)
 	expect_line(argv[0], "SAFEFORK_MODE=bogus", "SAFEFORK_MODE=bogus is not a mode (auto, copy, dontfork, wipe, log, off)");
 	expect_line(argv[0], "SAFEFORK_DEBUG=yes", "SAFEFORK_DEBUG=yes");
 	expect_line(argv[0], "SAFEFORK_MAX_RANGES=12x", "SAFEFORK_MAX_RANGES=12x");
-	t_pass("silent when all is well; one line per bad value");
+	/* SAFEFORK_LOG=path: the line goes to the file ("%p" = the pid), nothing to stderr */
+	char env[256], prefix[64];
+	snprintf(prefix, sizeof(prefix), "safefork-quiet-%d-", (int)getpid());
+	snprintf(env, sizeof(env), "SAFEFORK_MODE=bogus SAFEFORK_LOG=/tmp/%s%%p.log", prefix);
+	int st = t_run(argv[0], "role", 1, NULL, env, err, sizeof(err));
+	T_CHECK(st == 0 && err[0] == '\0', "with SAFEFORK_LOG, stderr must stay empty: %s", err);
+	DIR *d = opendir("/tmp");
+	struct dirent *e;
+	int found = 0;
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		char path[512], text[512] = "";
+		snprintf(path, sizeof(path), "/tmp/%s", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f && fgets(text, sizeof(text), f))
+			found += strstr(text, "safefork: SAFEFORK_MODE=bogus") != NULL;
+		if (f)
+			fclose(f);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	T_CHECK(found == 1, "the message should be in exactly one /tmp/%s<pid>.log (found %d)", prefix, found);
+	t_pass("silent when all is well; one line per bad value (SAFEFORK_LOG honoured)");
 }

@@ -143,6 +143,10 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 		*why = "clone failed";
 		goto out_pipe;
 	}
+	/* Only the child writes sync and reads hold: a child that dies reads as EOF here. */
+	close(sync[1]);
+	close(hold[0]);
+	sync[1] = hold[0] = -1;
 	uint64_t child = 0;
 	if (read(sync[0], &child, sizeof(child)) == sizeof(child)) {
 		uint64_t parent = pagemap(p);
@@ -153,10 +157,13 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 	} else {
 		*why = "probe child failed";
 	}
+	int status = 0;
 	close(hold[1]);
 	hold[1] = -1;
-	while (waitpid((pid_t)pid, NULL, __WCLONE) < 0 && errno == EINTR)
+	while (waitpid((pid_t)pid, &status, __WCLONE) < 0 && errno == EINTR)
 		;
+	if (rc < 0 && WIFSIGNALED(status))
+		*why = "probe child killed by a signal";
 out_pipe:
 	for (int i = 0; i < 2; i++) {
 		if (sync[i] >= 0)

@@ -545,3 +545,9 @@ int t_vmflag(const void *addr, const char *flag)
 	fclose(f);
 	return found;
 }
+
+int t_sanitized(void)
+{
+	const char *p = getenv("T_PRELOAD_PREFIX");
+	return p && *p;
+}

@@ -43,6 +43,8 @@ int t_lib_loaded(void);
  */
 int t_run(const char *self, const char *role, int preload, const char *mode, const char *extra_env,
 	  char *err_out, size_t err_size);
+/* 1 when the suite runs under AddressSanitizer (its allocator and SEGV handler change some outcomes). */
+int t_sanitized(void);
 /* Path of the built library (SAFEFORK_LIB from the test environment). */
 const char *t_lib_path(void);
 

@@ -149,8 +149,13 @@ int t_run(const char *self, const char *role, int preload, const char *mode, con
 		if (err_out)
 			dup2(errpipe[1], 2);
 		/* T_AS_NOBODY=1 in extra_env: run the role without root (no PFNs in pagemap) */
-		if (extra_env && strstr(extra_env, "T_AS_NOBODY=1") && (setgid(65534) != 0 || setuid(65534) != 0))
-			_exit(126);
+		if (extra_env && strstr(extra_env, "T_AS_NOBODY=1")) {
+			if (setgid(65534) != 0 || setuid(65534) != 0)
+				_exit(126);
+			/* a build tree nobody cannot read would silently drop the library: say "cannot" */
+			if ((preload && access(t_lib_path(), R_OK) != 0) || access("/proc/self/exe", R_OK) != 0)
+				_exit(126);
+		}
 		execve("/proc/self/exe", argv, envp);
 		_exit(127);
 	}

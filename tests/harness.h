@@ -37,7 +37,8 @@ int t_lib_loaded(void);
  * Re-run this test program (argv[0] with role as argv[1]) in a child process
  * with the library preloaded or not and SAFEFORK_MODE set (NULL: unset).
  * extra_env is "NAME=value" (several separated by spaces) or NULL; T_AS_NOBODY=1
- * there runs the role as user nobody.  Returns the child's exit status (0..255),
+ * there runs the role as user nobody (status 126: not possible here, e.g. a
+ * build tree nobody cannot read).  Returns the child's exit status (0..255),
  * or -signal.  The child's stdout/stderr go to ours unless err_out is given:
  * then stderr is captured into it (NUL-terminated, at most err_size-1 bytes).
  */

@@ -43,20 +43,11 @@ static void *forker(void *arg)
 	return NULL;
 }
 
-static void watchdog(int sig)
-{
-	(void)sig;
-	static const char m[] = "FAIL: deadlock (watchdog)\n";
-	write(1, m, sizeof(m) - 1);
-	_exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	if (argc > 1) {
 		pthread_t c[4], f[2];
-		signal(SIGALRM, watchdog);
-		alarm(120);
+		t_watchdog(120);
 		stable = t_map(STABLE);
 		churn = t_map(CHURN);
 		memset(churn, 1, CHURN);

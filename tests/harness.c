@@ -234,12 +234,12 @@ int t_maps_contains(const char *needle)
 	return found;
 }
 
-long t_anon_huge_kb(const void *addr)
+/* The line of the smaps entry for the mapping holding addr that starts with key, into out; 0 if found. */
+static int smaps_field(const void *addr, const char *key, char *out, size_t size)
 {
 	FILE *f = fopen("/proc/self/smaps", "re");
 	char line[4096];
-	int inside = 0;
-	long kb = -1;
+	int inside = 0, rc = -1;
 
 	if (!f)
 		t_fail("open /proc/self/smaps");
@@ -249,10 +249,23 @@ long t_anon_huge_kb(const void *addr)
 			inside = (uintptr_t)addr >= a && (uintptr_t)addr < b;
 			continue;
 		}
-		if (inside && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+		if (inside && !strncmp(line, key, strlen(key))) {
+			snprintf(out, size, "%s", line + strlen(key));
+			rc = 0;
 			break;
+		}
 	}
 	fclose(f);
+	return rc;
+}
+
+long t_anon_huge_kb(const void *addr)
+{
+	char v[256];
+	long kb = -1;
+
+	if (smaps_field(addr, "AnonHugePages:", v, sizeof(v)) == 0 && sscanf(v, "%ld", &kb) != 1)
+		kb = -1;
 	return kb;
 }
 
@@ -528,31 +541,31 @@ int t_maps_read(struct t_map_ent *out, int max)
 
 int t_vmflag(const void *addr, const char *flag)
 {
-	FILE *f = fopen("/proc/self/smaps", "re");
-	char line[4096];
-	int inside = 0, found = -1;
+	char v[1024], want[8];
 
-	if (!f)
-		t_fail("open /proc/self/smaps");
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long a, b;
-		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			inside = (uintptr_t)addr >= a && (uintptr_t)addr < b;
-			continue;
-		}
-		if (inside && !strncmp(line, "VmFlags:", 8)) {
-			char want[8];
-			snprintf(want, sizeof(want), " %s", flag);
-			found = strstr(line + 8, want) != NULL;
-			break;
-		}
-	}
-	fclose(f);
-	return found;
+	if (smaps_field(addr, "VmFlags:", v, sizeof(v)) != 0)
+		return -1;
+	snprintf(want, sizeof(want), " %s", flag);
+	return strstr(v, want) != NULL;
 }
 
 int t_sanitized(void)
 {
 	const char *p = getenv("T_PRELOAD_PREFIX");
 	return p && *p;
+}
+
+static void watchdog_fired(int sig)
+{
+	static const char m[] = "FAIL: deadlock (watchdog)\n";
+	(void)sig;
+	if (write(1, m, sizeof(m) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+void t_watchdog(unsigned seconds)
+{
+	signal(SIGALRM, watchdog_fired);
+	alarm(seconds);
 }

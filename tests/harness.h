@@ -89,6 +89,9 @@ void t_fill(void *buf, size_t len, uint32_t gen);
 /* Generation found at every word, or -1 if mixed/other (first mismatch offset in *bad if not NULL). */
 long t_gen_of(const void *buf, size_t len, size_t *bad);
 
+/* Fail the test ("deadlock") if it is still running after this many seconds. */
+void t_watchdog(unsigned seconds);
+
 /* Wait for pid; returns exit status 0..255 or -signal. */
 int t_wait(pid_t pid);
 

@@ -36,14 +36,6 @@ static void *churner(void *arg)
 	return NULL;
 }
 
-static void watchdog(int sig)
-{
-	(void)sig;
-	static const char m[] = "FAIL: deadlock (watchdog)\n";
-	write(1, m, sizeof(m) - 1);
-	_exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	if (argc > 1) {
@@ -52,8 +44,7 @@ int main(int argc, char **argv)
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_usr1;
 		sigaction(SIGUSR1, &sa, NULL);
-		signal(SIGALRM, watchdog);
-		alarm(120);
+		t_watchdog(120);
 		stable = t_map(STABLE);
 		churn = t_map(2 << 20);
 		t_fill(stable, STABLE, 9);

@@ -60,8 +60,6 @@ enum { SEG_WIPE = 1, SEG_DONTFORK = 2 };
 /* What a run gets, in rising order of what the child keeps (merging takes the highest). */
 enum { P_NONE = 0, P_LOG, P_DONTFORK, P_WIPE, P_COPY };
 
-static const char *const pol_names[] = { "none", "log", "dontfork", "wipe", "copy" };
-
 /* A run of whole pages inside one mapping, handled as one unit. */
 struct seg {
 	uintptr_t start, end;   /* what the advice covers */
@@ -213,16 +211,8 @@ static void sort_views(struct sf_range_view *v, size_t n)
 static void note_edges(size_t nexact)
 {
 	E.nedges = 0;
-	if (E.edges_cap < 2 * nexact) {
-		size_t ncap = 2 * nexact + 64;
-		uintptr_t *n = scratch_grow(NULL, 0, ncap * sizeof(*n));
-		if (!n)
-			return; /* then the edges are only copied once, with the rest */
-		if (E.edges)
-			munmap(E.edges, E.edges_cap * sizeof(*E.edges));
-		E.edges = n;
-		E.edges_cap = ncap;
-	}
+	if (reserve((void **)&E.edges, &E.edges_cap, 2 * nexact, sizeof(*E.edges)) < 0)
+		return; /* then the edges are only copied once, with the rest */
 	for (size_t i = 0; i < nexact; i++) {
 		uintptr_t head = sf_align_down(E.views[i].start, sf_page_size);
 		uintptr_t tail = sf_align_down(E.views[i].end - 1, sf_page_size);
@@ -265,22 +255,13 @@ static size_t collect(void)
 {
 	size_t n, k = 0;
 
-	for (;;) {
-		n = sf_ranges_snapshot(E.views, E.views_cap);
-		if (n <= E.views_cap)
-			break;
-		size_t ncap = n + n / 2 + 64;
-		struct sf_range_view *nv = scratch_grow(NULL, 0, ncap * sizeof(*nv));
-		if (!nv) {
-			sf_msg_once(&once_scratch, "cannot map %zu bytes of scratch memory for the fork plan (%d); "
-				    "protecting the first %zu of %zu ranges", ncap * sizeof(*nv), errno, E.views_cap, n);
+	while ((n = sf_ranges_snapshot(E.views, E.views_cap)) > E.views_cap) {
+		if (reserve((void **)&E.views, &E.views_cap, n + n / 2 + 64, sizeof(*E.views)) < 0) {
+			sf_msg_once(&once_scratch, "cannot map scratch memory for the fork plan of %zu ranges (%d); "
+				    "protecting the first %zu", n, errno, E.views_cap);
 			n = E.views_cap;
 			break;
 		}
-		if (E.views)
-			munmap(E.views, E.views_cap * sizeof(*E.views));
-		E.views = nv;
-		E.views_cap = ncap;
 	}
 	/* From here on .flags holds the policy.  Ranges only reported are counted and left alone. */
 	enum safefork_mode mode = __atomic_load_n(&sf_mode, __ATOMIC_RELAXED);
@@ -585,7 +566,6 @@ void sf_engine_fork_failed(void)
 	sf_unlock(&engine_lock);
 }
 
-
 static void keep_on_fork(uintptr_t a, uintptr_t b, void *arg)
 {
 	(void)arg;
@@ -621,15 +601,14 @@ static void report_unsafe(const char *entry, void *caller, size_t nranges, size_
 	Dl_info info;
 	if (caller && dladdr(caller, &info) && info.dli_fname)
 		sf_msg("unsafe fork in pid %d via %s: %zu registered ranges (%zu bytes) shared copy-on-write with the "
-		       "child; called from %p %s+%lx (%s) [%s]", (int)getpid(), entry, nranges, bytes, caller,
+		       "child; called from %p %s+%lx (%s) [log]", (int)getpid(), entry, nranges, bytes, caller,
 		       info.dli_sname ? info.dli_sname : "?",
 		       (unsigned long)((uintptr_t)caller - (uintptr_t)(info.dli_saddr ? info.dli_saddr : info.dli_fbase)),
-		       info.dli_fname, pol_names[P_LOG]);
+		       info.dli_fname);
 	else
 		sf_msg("unsafe fork in pid %d via %s: %zu registered ranges (%zu bytes) shared copy-on-write with the "
-		       "child; called from %s [%s]", (int)getpid(), entry, nranges, bytes,
-		       caller ? "an address outside any object" : "a glibc-internal path (daemon, forkpty, ...)",
-		       pol_names[P_LOG]);
+		       "child; called from %s [log]", (int)getpid(), entry, nranges, bytes,
+		       caller ? "an address outside any object" : "a glibc-internal path (daemon, forkpty, ...)");
 }
 
 void sf_engine_parent(pid_t pid)
@@ -663,8 +642,6 @@ void sf_engine_parent(pid_t pid)
 	errno = saved;
 }
 
-static void restore_missing(const struct seg *s);
-
 /* Fill [a, b) of a wiped run from the staging (the program's own wiped parts stay zero). */
 static void fill_from_staging(uintptr_t a, uintptr_t b, void *arg)
 {
@@ -672,41 +649,35 @@ static void fill_from_staging(uintptr_t a, uintptr_t b, void *arg)
 	page_copy((void *)a, E.staging + s->off + (a - s->start), b - a);
 }
 
-/* Map the pages MADV_DONTFORK kept from us and fill them; the program's own DONTFORK pages stay out. */
-static void restore_missing_part(uintptr_t a, uintptr_t b, void *arg)
+/*
+ * Map [a, b) of a run MADV_DONTFORK kept from us and fill it (called for the
+ * pieces the program did not mark DONTFORK itself: those stay out).
+ */
+static void restore_missing(uintptr_t a, uintptr_t b, void *arg)
 {
-	struct seg part = *(const struct seg *)arg;
-	part.off += a - part.start;
-	part.start = a;
-	part.end = b;
-	restore_missing(&part);
-}
-
-/* Map the pages MADV_DONTFORK kept from us and fill them. */
-static void restore_missing(const struct seg *s)
-{
-	size_t len = s->end - s->start;
+	const struct seg *s = arg;
+	size_t len = b - a;
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
 	void *p = MAP_FAILED;
 
 	if (s->huge_shift)
-		p = mmap((void *)s->start, len, PROT_READ | PROT_WRITE,
+		p = mmap((void *)a, len, PROT_READ | PROT_WRITE,
 			 flags | MAP_HUGETLB | (s->huge_shift << MAP_HUGE_SHIFT), -1, 0);
 	if (p == MAP_FAILED) {
 		if (s->huge_shift)
 			sf_msg_once(&once_huge, "no free huge pages in child %d: its copy of %zu registered bytes "
 				    "uses normal pages", (int)getpid(), len);
-		p = mmap((void *)s->start, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+		p = mmap((void *)a, len, PROT_READ | PROT_WRITE, flags, -1, 0);
 	}
-	if (p != (void *)s->start) {
+	if (p != (void *)a) {
 		/* Something is mapped there (the program's own MADV_DONTFORK mapping is absent, so this is rare). */
 		if (p != MAP_FAILED)
 			munmap(p, len);
 		sf_msg_once(&once_child_map, "child %d cannot map its copy of %zu registered bytes at %p",
-			    (int)getpid(), len, (void *)s->start);
+			    (int)getpid(), len, (void *)a);
 		return;
 	}
-	page_copy(p, E.staging + s->off, len);
+	page_copy(p, E.staging + s->off + (a - s->start), len);
 	if (s->prot != (PROT_READ | PROT_WRITE))
 		mprotect(p, len, s->prot);
 }
@@ -727,8 +698,6 @@ static void restore_wiped(const struct seg *s)
 	sf_advice_unmarked(s->start, s->end, SF_MARK_WIPE, fill_from_staging, (void *)s);
 	if (!(s->prot & PROT_WRITE))
 		mprotect((void *)s->start, len, s->prot);
-	/* The child inherited the flag: clear it, or its own children would get zeros here. */
-	sf_advice_unmarked(s->start, s->end, SF_MARK_WIPE, keep_on_fork, NULL);
 }
 
 void sf_engine_child(void)
@@ -746,14 +715,13 @@ void sf_engine_child(void)
 	}
 	for (size_t i = 0; i < E.nsegs; i++) {
 		const struct seg *s = &E.segs[i];
-		if (s->applied && s->kind == SEG_WIPE && !s->staged) /* wipe policy: zeros, but not for grandchildren */
-			sf_advice_unmarked(s->start, s->end, SF_MARK_WIPE, keep_on_fork, NULL);
-		if (!s->staged)
-			continue;
-		if (s->kind == SEG_WIPE)
+		if (s->staged && s->kind == SEG_WIPE)
 			restore_wiped(s);
-		else
-			sf_advice_unmarked(s->start, s->end, SF_MARK_DONTFORK, restore_missing_part, (void *)s);
+		else if (s->staged)
+			sf_advice_unmarked(s->start, s->end, SF_MARK_DONTFORK, restore_missing, (void *)s);
+		/* The child inherited our WIPEONFORK: clear it, or its own children would get zeros here. */
+		if (s->applied && s->kind == SEG_WIPE)
+			sf_advice_unmarked(s->start, s->end, SF_MARK_WIPE, keep_on_fork, NULL);
 	}
 	if (E.staging)
 		sf_staging_child();

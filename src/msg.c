@@ -120,19 +120,10 @@ size_t sf_format(char *buf, size_t size, const char *fmt, ...)
  */
 static char log_path[512];
 
-static void snprintf_path(const char *dest)
-{
-	size_t n = strlen(dest);
-	if (n >= sizeof(log_path))
-		n = sizeof(log_path) - 1;
-	memcpy(log_path, dest, n);
-	log_path[n] = '\0';
-}
-
 void sf_msg_init(const char *dest)
 {
 	if (dest && *dest && strcmp(dest, "stderr") != 0)
-		snprintf_path(dest);
+		sf_format(log_path, sizeof(log_path), "%s", dest);
 }
 
 static void emit(const char *line, size_t n)

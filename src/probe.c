@@ -39,7 +39,8 @@
 #include "probe.h"
 
 static struct sf_kernel kern;
-static int probed; /* 0 not yet, 1 running, 2 done */
+static int probed; /* sf_once state: 0 not yet, 1 running, 2 done */
+static int reported;
 
 static int version_at_least(int maj, int min)
 {
@@ -214,23 +215,19 @@ static void run_probe(void)
 	}
 }
 
-void sf_probe_ensure(void)
+static void probe_once(void)
 {
-	int expect = 0;
-
-	if (__atomic_load_n(&probed, __ATOMIC_ACQUIRE) == 2)
-		return;
-	if (!__atomic_compare_exchange_n(&probed, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(&probed, __ATOMIC_ACQUIRE) != 2)
-			sched_yield();
-		return;
-	}
 	int saved = errno;
 	run_probe();
-	__atomic_store_n(&probed, 2, __ATOMIC_RELEASE);
-	if (sf_debug)
-		sf_probe_report();
 	errno = saved;
+}
+
+void sf_probe_ensure(void)
+{
+	sf_once(&probed, probe_once);
+	/* after the findings are published: the report reads them through sf_kernel() */
+	if (sf_debug && !__atomic_load_n(&reported, __ATOMIC_RELAXED) && !__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED))
+		sf_probe_report();
 }
 
 const struct sf_kernel *sf_kernel(void)

@@ -148,7 +148,6 @@ void sf_staging_child(void)
 	t_refs = NULL;
 }
 
-
 void sf_staging_set_max(size_t bytes)
 {
 	pool_max = bytes;

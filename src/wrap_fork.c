@@ -26,6 +26,7 @@
 #include "common.h"
 #include "engine.h"
 #include "interpose.h"
+#include "lock.h"
 
 /*
  * Which entry point this thread's fork came through, for reports.  The
@@ -74,20 +75,15 @@ static void atfork_child(void)
 extern void *__dso_handle;
 static int atfork_state; /* 0 none, 1 registering, 2 registered */
 
+static void register_handlers(void)
+{
+	SF_REAL(__register_atfork)(atfork_prepare, atfork_parent, atfork_child, &__dso_handle);
+}
+
 /* Register the engine's handlers, once, before any other handler if we can. */
 void sf_atfork_ensure(void)
 {
-	int expect = 0;
-
-	if (__atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE) == 2)
-		return;
-	if (!__atomic_compare_exchange_n(&atfork_state, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE) != 2)
-			sched_yield();
-		return;
-	}
-	SF_REAL(__register_atfork)(atfork_prepare, atfork_parent, atfork_child, &__dso_handle);
-	__atomic_store_n(&atfork_state, 2, __ATOMIC_RELEASE);
+	sf_once(&atfork_state, register_handlers);
 }
 
 SF_EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso)

@@ -17,25 +17,6 @@
 #define sf_cpu_relax() __asm__ __volatile__("yield" ::: "memory")
 #else
 #define sf_cpu_relax() __asm__ __volatile__("" ::: "memory")
-/*
- * Run fn once per state word (0 not yet, 1 running, 2 done); concurrent
- * callers wait until it is done.  Not for code that can re-enter itself.
- */
-static inline void sf_once(int *state, void (*fn)(void))
-{
-	int expect = 0;
-
-	if (__atomic_load_n(state, __ATOMIC_ACQUIRE) == 2)
-		return;
-	if (!__atomic_compare_exchange_n(state, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(state, __ATOMIC_ACQUIRE) != 2)
-			sched_yield();
-		return;
-	}
-	fn();
-	__atomic_store_n(state, 2, __ATOMIC_RELEASE);
-}
-
 #endif
 
 typedef struct {

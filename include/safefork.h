@@ -86,6 +86,62 @@ pid_t safefork_fork(void);
 int safefork_set_mode(enum safefork_mode mode);
 enum safefork_mode safefork_get_mode(void);
 
+/*
+ * The ways a process creates children, as counted by safefork_stats().
+ * Entry points whose child shares the address space (vfork, CLONE_VM, the
+ * exec-only children of system/popen/posix_spawn on glibc 2.29+) are counted
+ * too, and also in forks_shared: there is nothing to copy for them.
+ */
+enum safefork_entry {
+	SAFEFORK_ENTRY_FORK = 0,      /* fork() */
+	SAFEFORK_ENTRY__FORK,         /* _Fork() (no atfork handlers) */
+	SAFEFORK_ENTRY_CLONE,         /* clone(), __clone() */
+	SAFEFORK_ENTRY_SYSCALL,       /* syscall(SYS_fork, SYS_vfork, SYS_clone, SYS_clone3) */
+	SAFEFORK_ENTRY_DAEMON,        /* daemon() */
+	SAFEFORK_ENTRY_FORKPTY,       /* forkpty() */
+	SAFEFORK_ENTRY_SYSTEM,        /* system() */
+	SAFEFORK_ENTRY_POPEN,         /* popen() */
+	SAFEFORK_ENTRY_POSIX_SPAWN,   /* posix_spawn(), posix_spawnp(), pidfd_spawn(), pidfd_spawnp() */
+	SAFEFORK_ENTRY_SAFEFORK_FORK, /* safefork_fork() */
+	SAFEFORK_ENTRY_INTERNAL,      /* a C-library-internal fork no wrapper saw, caught by the atfork net */
+	SAFEFORK_ENTRY_MAX = 16       /* room to grow; the array size in struct safefork_stats */
+};
+
+/* Where a registration came from. */
+enum safefork_source {
+	SAFEFORK_SOURCE_EXPLICIT = 0, /* safefork_register() */
+	SAFEFORK_SOURCE_VERBS,        /* the ibv_reg_mr family */
+	SAFEFORK_SOURCE_PROVIDER,     /* verbs providers' internal buffers (ibv_dontfork_range) */
+	SAFEFORK_SOURCE_URING,        /* io_uring registered buffers and rings */
+	SAFEFORK_SOURCE_MAX = 8
+};
+
+/*
+ * What the library has done in this process.  Counters start at zero in
+ * every process, children included.  Times are CLOCK_MONOTONIC nanoseconds
+ * spent by the library around forks that had registered ranges.
+ */
+struct safefork_stats {
+	unsigned long long forks[SAFEFORK_ENTRY_MAX]; /* children created, per enum safefork_entry */
+	unsigned long long forks_shared;    /* of those, children sharing the address space: nothing to copy */
+	unsigned long long forks_protected; /* forks that protected at least one registered range */
+	unsigned long long forks_logged;    /* forks that left registered ranges copy-on-write, only reported */
+	unsigned long long bytes_copied;    /* bytes copied for children by the copy policy */
+	unsigned long long fallbacks;       /* protections that had to degrade (each said once on the log) */
+	unsigned long long prepare_ns;      /* time before the fork */
+	unsigned long long parent_ns;       /* time after the fork, in the parent */
+	unsigned long long ranges[SAFEFORK_SOURCE_MAX]; /* live registrations, per enum safefork_source */
+	unsigned long long bytes[SAFEFORK_SOURCE_MAX];  /* their bytes */
+};
+
+/*
+ * Fill *st.  Pass sizeof(struct safefork_stats): at most size bytes are
+ * written, so a program built against this header keeps working when later
+ * versions append fields.  Returns 0, or -1 with errno EINVAL (st NULL or
+ * size 0).  Async-signal-safe.
+ */
+int safefork_stats(struct safefork_stats *st, size_t size);
+
 /* The library's version string, e.g. "0.1.0". */
 const char *safefork_version(void);
 

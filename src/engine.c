@@ -38,6 +38,7 @@
 #include "probe.h"
 #include "ranges.h"
 #include "staging.h"
+#include "stats.h"
 #include "sysmem.h"
 #include "vmamap.h"
 
@@ -81,11 +82,32 @@ static struct {
 	size_t log_ranges, log_bytes; /* registered but only reported (log mode or SAFEFORK_LOGONLY) */
 	int maps_ok;
 	sigset_t oldmask;
-	const char *entry;
+	enum safefork_entry entry;
 	void *caller;
+	unsigned long long t0;
 } E;
 
 static sf_lock_t engine_lock = SF_LOCK_INIT;
+
+static const char *const entry_names[SAFEFORK_ENTRY_MAX] = {
+	[SAFEFORK_ENTRY_FORK] = "fork",
+	[SAFEFORK_ENTRY__FORK] = "_Fork",
+	[SAFEFORK_ENTRY_CLONE] = "clone",
+	[SAFEFORK_ENTRY_SYSCALL] = "syscall",
+	[SAFEFORK_ENTRY_DAEMON] = "daemon",
+	[SAFEFORK_ENTRY_FORKPTY] = "forkpty",
+	[SAFEFORK_ENTRY_SYSTEM] = "system",
+	[SAFEFORK_ENTRY_POPEN] = "popen",
+	[SAFEFORK_ENTRY_POSIX_SPAWN] = "posix_spawn",
+	[SAFEFORK_ENTRY_SAFEFORK_FORK] = "safefork_fork",
+	[SAFEFORK_ENTRY_INTERNAL] = "a C-library-internal fork",
+	[SF_ENTRY_PROBE] = "the kernel probe",
+};
+
+const char *sf_entry_name(enum safefork_entry e)
+{
+	return (unsigned)e < SAFEFORK_ENTRY_MAX && entry_names[e] ? entry_names[e] : "?";
+}
 /* This thread's fork is being made safe: parent/child must finish it. */
 static SF_TLS int t_active;
 
@@ -103,6 +125,13 @@ void sf_engine_init(void)
 	if (p)
 		page_copy = (void *(*)(void *, const void *, size_t))p;
 }
+
+/* A protection that had to degrade: counted, and said once. */
+#define fallback(flagp, ...)                               \
+	do {                                               \
+		sf_count(SF_C_FALLBACKS, 1);               \
+		sf_msg_once(flagp, __VA_ARGS__);           \
+	} while (0)
 
 static int once_split, once_unmapped, once_maps, once_staging, once_advice, once_huge, once_child_map, once_scratch;
 
@@ -257,7 +286,7 @@ static size_t collect(void)
 
 	while ((n = sf_ranges_snapshot(E.views, E.views_cap)) > E.views_cap) {
 		if (reserve((void **)&E.views, &E.views_cap, n + n / 2 + 64, sizeof(*E.views)) < 0) {
-			sf_msg_once(&once_scratch, "cannot map scratch memory for the fork plan of %zu ranges (%d); "
+			fallback(&once_scratch, "cannot map scratch memory for the fork plan of %zu ranges (%d); "
 				    "protecting the first %zu", n, errno, E.views_cap);
 			n = E.views_cap;
 			break;
@@ -374,7 +403,7 @@ static void plan_segments(size_t nruns)
 		return;
 	}
 	/* Without the map (no fd left, no /proc): treat each run as private, writable memory. */
-	sf_msg_once(&once_maps, "cannot read /proc/self/maps (%d); protecting registered ranges as private "
+	fallback(&once_maps, "cannot read /proc/self/maps (%d); protecting registered ranges as private "
 		    "read-write memory", rc < 0 ? -rc : ENOMEM);
 	E.nsegs = E.unmapped = E.shared = 0;
 	for (size_t i = 0; i < nruns; i++) {
@@ -422,7 +451,7 @@ static int advise(struct seg *s)
 	}
 	/* File-backed private memory, hugetlb, or a kernel without WIPEONFORK (< 4.14). */
 	if (s->pol == P_WIPE) {
-		sf_msg_once(&once_wipe_fallback, "MADV_WIPEONFORK refused for %zu registered bytes at %p (hugetlb or "
+		fallback(&once_wipe_fallback, "MADV_WIPEONFORK refused for %zu registered bytes at %p (hugetlb or "
 			    "file-backed mapping, or a kernel before 4.14): copying them for the child instead",
 			    s->end - s->start, (void *)s->start);
 		s->pol = P_COPY;
@@ -456,7 +485,7 @@ static void apply_advice(void)
 		if (advise(s) < 0 && (errno == EAGAIN || errno == ENOMEM) && E.maps_ok &&
 		    (s->start != s->vstart || s->end != s->vend) && whole_mapping_ok(s)) {
 			/* No VMA left to split (vm.max_map_count): keep the whole mapping out of the child. */
-			sf_msg_once(&once_split, "cannot split the mapping %p-%p for %zu registered bytes (vm.max_map_count "
+			fallback(&once_split, "cannot split the mapping %p-%p for %zu registered bytes (vm.max_map_count "
 				    "reached?): keeping all %zu bytes of it out of the child instead", (void *)s->vstart,
 				    (void *)s->vend, s->end - s->start, s->vend - s->vstart);
 			s->start = s->vstart;
@@ -465,7 +494,7 @@ static void apply_advice(void)
 		}
 		s->applied = s->kind != 0;
 		if (!s->applied)
-			sf_msg_once(&once_advice, "cannot keep %zu registered bytes at %p out of the child (madvise: %d); "
+			fallback(&once_advice, "cannot keep %zu registered bytes at %p out of the child (madvise: %d); "
 				    "they are shared copy-on-write as without safefork", s->end - s->start,
 				    (void *)s->start, errno);
 		/* Rounding (hugetlb, whole mapping) can make runs overlap: merge them. */
@@ -516,7 +545,7 @@ static void stage(void)
 	E.staging = sf_staging_get(total);
 	if (!E.staging) {
 		/* The parent's pages stay safe; the child loses them (zeros or unmapped), like MADV_DONTFORK. */
-		sf_msg_once(&once_staging, "cannot map %zu bytes of staging memory (%d); this child gets no copy of "
+		fallback(&once_staging, "cannot map %zu bytes of staging memory (%d); this child gets no copy of "
 			    "the registered ranges (as with MADV_DONTFORK)", total, errno);
 		return;
 	}
@@ -533,13 +562,14 @@ static void stage(void)
 	recopy_edges();
 }
 
-int sf_engine_prepare(const char *entry, void *caller)
+int sf_engine_prepare(enum safefork_entry entry, void *caller)
 {
 	sigset_t all, old;
 	int saved = errno;
 
 	if (sf_mode == SAFEFORK_MODE_OFF || sf_ranges_live() == 0)
 		return 0;
+	unsigned long long t0 = sf_now_ns();
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	sf_lock(&engine_lock);
@@ -547,14 +577,18 @@ int sf_engine_prepare(const char *entry, void *caller)
 	E.oldmask = old;
 	E.entry = entry;
 	E.caller = caller;
+	E.t0 = t0;
 
 	size_t nruns = collect();
 	plan_segments(nruns);
 	if (E.unmapped)
-		sf_msg_once(&once_unmapped, "%zu bytes of registered ranges are no longer mapped (unmapped or freed "
+		fallback(&once_unmapped, "%zu bytes of registered ranges are no longer mapped (unmapped or freed "
 			    "while registered?); skipped", E.unmapped);
 	apply_advice();
 	stage();
+	unsigned long long t1 = sf_now_ns();
+	sf_count(SF_C_PREPARE_NS, t1 - t0);
+	E.t0 = t1;
 	errno = saved;
 	return 1;
 }
@@ -583,7 +617,7 @@ static void do_fork(uintptr_t a, uintptr_t b, void *arg)
  * Runs in the parent after the engine lock is released (dladdr takes the
  * loader's lock, which must not be held inside the fork).
  */
-static void report_unsafe(const char *entry, void *caller, size_t nranges, size_t bytes)
+static void report_unsafe(enum safefork_entry entry, void *caller, size_t nranges, size_t bytes)
 {
 	static uintptr_t sites[256];
 	uintptr_t key = (uintptr_t)caller;
@@ -601,14 +635,14 @@ static void report_unsafe(const char *entry, void *caller, size_t nranges, size_
 	Dl_info info;
 	if (caller && dladdr(caller, &info) && info.dli_fname)
 		sf_msg("unsafe fork in pid %d via %s: %zu registered ranges (%zu bytes) shared copy-on-write with the "
-		       "child; called from %p %s+%lx (%s) [log]", (int)getpid(), entry, nranges, bytes, caller,
+		       "child; called from %p %s+%lx (%s) [log]", (int)getpid(), sf_entry_name(entry), nranges, bytes, caller,
 		       info.dli_sname ? info.dli_sname : "?",
 		       (unsigned long)((uintptr_t)caller - (uintptr_t)(info.dli_saddr ? info.dli_saddr : info.dli_fbase)),
 		       info.dli_fname);
 	else
 		sf_msg("unsafe fork in pid %d via %s: %zu registered ranges (%zu bytes) shared copy-on-write with the "
-		       "child; called from %s [log]", (int)getpid(), entry, nranges, bytes,
-		       caller ? "an address outside any object" : "a glibc-internal path (daemon, forkpty, ...)");
+		       "child; called from %s [log]", (int)getpid(), sf_entry_name(entry), nranges, bytes,
+		       caller ? "an address outside any object" : "inside the C library");
 }
 
 void sf_engine_parent(pid_t pid)
@@ -625,16 +659,27 @@ void sf_engine_parent(pid_t pid)
 	}
 	if (E.staging)
 		sf_staging_parent(pid < 0);
+	if (pid >= 0) {
+		size_t applied = 0;
+		for (size_t i = 0; i < E.nsegs; i++)
+			applied += E.segs[i].applied;
+		if (applied)
+			sf_count(SF_C_PROTECTED, 1);
+		if (E.log_ranges)
+			sf_count(SF_C_LOGGED, 1);
+		sf_count(SF_C_BYTES_COPIED, E.copied);
+	}
 	if (sf_debug && pid >= 0)
 		sf_msg("pid %d: fork via %s: %zu runs kept from the child, %zu bytes copied for it, %zu ranges only "
-		       "logged", (int)getpid(), E.entry, E.nsegs, E.copied, E.log_ranges);
-	const char *entry = E.entry;
+		       "logged", (int)getpid(), sf_entry_name(E.entry), E.nsegs, E.copied, E.log_ranges);
+	enum safefork_entry entry = E.entry;
 	void *caller = E.caller;
 	size_t log_ranges = E.log_ranges, log_bytes = E.log_bytes;
 	E.nsegs = 0;
 	E.staging = NULL;
 	t_active = 0;
 	sigset_t old = E.oldmask;
+	sf_count(SF_C_PARENT_NS, sf_now_ns() - E.t0);
 	sf_unlock(&engine_lock);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (log_ranges && pid >= 0)
@@ -665,7 +710,7 @@ static void restore_missing(uintptr_t a, uintptr_t b, void *arg)
 			 flags | MAP_HUGETLB | (s->huge_shift << MAP_HUGE_SHIFT), -1, 0);
 	if (p == MAP_FAILED) {
 		if (s->huge_shift)
-			sf_msg_once(&once_huge, "no free huge pages in child %d: its copy of %zu registered bytes "
+			fallback(&once_huge, "no free huge pages in child %d: its copy of %zu registered bytes "
 				    "uses normal pages", (int)getpid(), len);
 		p = mmap((void *)a, len, PROT_READ | PROT_WRITE, flags, -1, 0);
 	}
@@ -673,7 +718,7 @@ static void restore_missing(uintptr_t a, uintptr_t b, void *arg)
 		/* Something is mapped there (the program's own MADV_DONTFORK mapping is absent, so this is rare). */
 		if (p != MAP_FAILED)
 			munmap(p, len);
-		sf_msg_once(&once_child_map, "child %d cannot map its copy of %zu registered bytes at %p",
+		fallback(&once_child_map, "child %d cannot map its copy of %zu registered bytes at %p",
 			    (int)getpid(), len, (void *)a);
 		return;
 	}
@@ -708,6 +753,7 @@ void sf_engine_child(void)
 		return;
 	/* Whoever held our locks (another thread) does not exist here. */
 	sf_lock_reset(&engine_lock);
+	sf_stats_child_reset();
 	if (!t_active) {
 		sf_ranges_child_reset();
 		errno = saved;

@@ -7,13 +7,19 @@
 
 #include <sys/types.h>
 
+#include "safefork.h"
+
 /*
  * Just before the address space is duplicated; entry names the fork entry
  * point, caller is its return address.  Returns 1 when the fork is being
  * protected (parent/child must follow on this thread), 0 when there is
  * nothing to do.
  */
-int sf_engine_prepare(const char *entry, void *caller);
+int sf_engine_prepare(enum safefork_entry entry, void *caller);
+/* The library's own kernel probe (a raw clone): not counted as the program's fork. */
+#define SF_ENTRY_PROBE ((enum safefork_entry)(SAFEFORK_ENTRY_MAX - 1))
+/* "fork", "system", ... for messages. */
+const char *sf_entry_name(enum safefork_entry e);
 /*
  * In the parent after the fork; pid < 0 when it failed.  The atfork net
  * cannot see the result and passes SF_PID_UNKNOWN: a failed fork then only

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "sysmem.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define sf_cpu_relax() __builtin_ia32_pause()
@@ -27,7 +28,7 @@ typedef struct {
 
 static inline void sf_futex(int *addr, int op, int val)
 {
-	syscall(SYS_futex, addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+	sf_syscall(SYS_futex, addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
 }
 
 static inline int sf_trylock(sf_lock_t *l)

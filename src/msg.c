@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "msg.h"
+#include "sysmem.h"
 
 struct out {
 	char *p;
@@ -143,7 +144,7 @@ static void emit(const char *line, size_t n)
 			}
 		}
 		path[k] = '\0';
-		fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		fd = (int)sf_syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (fd < 0)
 			fd = STDERR_FILENO; /* the message is not lost */
 		else

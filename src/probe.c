@@ -37,6 +37,7 @@
 #include "lock.h"
 #include "msg.h"
 #include "probe.h"
+#include "sysmem.h"
 
 static struct sf_kernel kern;
 static int probed; /* sf_once state: 0 not yet, 1 running, 2 done */
@@ -64,13 +65,13 @@ static int version_at_least(int maj, int min)
 static uint64_t pagemap(const void *addr)
 {
 	uint64_t e = 0;
-	long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	long fd = sf_syscall(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return 0;
-	if (syscall(SYS_pread64, fd, &e, sizeof(e), (off_t)((uintptr_t)addr / sf_page_size * sizeof(e))) != sizeof(e))
+	if (sf_syscall(SYS_pread64, fd, &e, sizeof(e), (off_t)((uintptr_t)addr / sf_page_size * sizeof(e))) != sizeof(e))
 		e = 0;
-	syscall(SYS_close, fd);
+	sf_syscall(SYS_close, fd);
 	return e;
 }
 
@@ -98,7 +99,7 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 	}
 	memset(p, 0x5a, len);
 	memset(&params, 0, sizeof(params));
-	ring = (int)syscall(__NR_io_uring_setup, 1, &params);
+	ring = (int)sf_syscall(__NR_io_uring_setup, 1, &params);
 	if (ring < 0) {
 		*why = errno == ENOSYS ? "io_uring not in this kernel"
 			: errno == EPERM ? "io_uring disabled (sysctl kernel.io_uring_disabled or seccomp)"
@@ -106,7 +107,7 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 		goto out_unmap;
 	}
 	struct iovec iov = { p, len };
-	if (syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
+	if (sf_syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
 		*why = errno == ENOMEM ? "cannot pin (RLIMIT_MEMLOCK)" : "io_uring buffer registration failed";
 		goto out_close;
 	}
@@ -126,17 +127,17 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 	 * the engine protects the registered ranges around it: the probe must not
 	 * cause the corruption it looks for.
 	 */
-	int active = sf_engine_prepare("probe", NULL);
-	long pid = syscall(SYS_clone, 0 /* exit signal none */, 0, 0, 0, 0);
+	int active = sf_engine_prepare(SF_ENTRY_PROBE, NULL);
+	long pid = sf_syscall(SYS_clone, 0 /* exit signal none */, 0, 0, 0, 0);
 	if (pid == 0) {
 		/* Only raw system calls here: this child has no working C library state. */
 		uint64_t mine = pagemap(p);
 		char c;
-		if (syscall(SYS_write, sync[1], &mine, sizeof(mine)) != sizeof(mine))
-			syscall(SYS_exit_group, 1);
-		syscall(SYS_close, hold[1]);
-		syscall(SYS_read, hold[0], &c, 1); /* stay alive (mapping the page) until the parent has looked */
-		syscall(SYS_exit_group, 0);
+		if (sf_syscall(SYS_write, sync[1], &mine, sizeof(mine)) != sizeof(mine))
+			sf_syscall(SYS_exit_group, 1);
+		sf_syscall(SYS_close, hold[1]);
+		sf_syscall(SYS_read, hold[0], &c, 1); /* stay alive (mapping the page) until the parent has looked */
+		sf_syscall(SYS_exit_group, 0);
 	}
 	if (active) /* as for a failed fork: the probe child never takes the staging */
 		sf_engine_parent(-1);

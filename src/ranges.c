@@ -185,8 +185,8 @@ int sf_ranges_add(uintptr_t start, uintptr_t end, unsigned int flags, unsigned i
 	hused++;
 	__atomic_store_n(&live, live + 1, __ATOMIC_RELAXED);
 out_count:
-	src_count[source]++;
-	src_bytes[source] += end - start;
+	__atomic_store_n(&src_count[source], src_count[source] + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&src_bytes[source], src_bytes[source] + (end - start), __ATOMIC_RELAXED);
 out:
 	sf_unlock(&wlock);
 	return rc;
@@ -205,8 +205,8 @@ int sf_ranges_del(uintptr_t start, uintptr_t end)
 	}
 	unsigned int idx = htab[pos] - 1;
 	struct slot *s = slot_at(idx);
-	src_count[s->source]--;
-	src_bytes[s->source] -= end - start;
+	__atomic_store_n(&src_count[s->source], src_count[s->source] - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&src_bytes[s->source], src_bytes[s->source] - (end - start), __ATOMIC_RELAXED);
 	if (--s->refs == 0) {
 		slot_publish(s, 0, 0, 0, 0);
 		hash_remove_at((size_t)pos);
@@ -256,10 +256,11 @@ size_t sf_ranges_live(void)
 
 void sf_ranges_stats(size_t count[SF_SRC_NR], size_t bytes[SF_SRC_NR])
 {
-	sf_lock(&wlock);
-	memcpy(count, src_count, sizeof(src_count));
-	memcpy(bytes, src_bytes, sizeof(src_bytes));
-	sf_unlock(&wlock);
+	/* No lock: safefork_stats() is async-signal-safe; each number is exact, the pair may lag a writer. */
+	for (unsigned int i = 0; i < SF_SRC_NR; i++) {
+		count[i] = __atomic_load_n(&src_count[i], __ATOMIC_RELAXED);
+		bytes[i] = __atomic_load_n(&src_bytes[i], __ATOMIC_RELAXED);
+	}
 }
 
 void sf_ranges_set_cap(size_t cap)

@@ -7,6 +7,40 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <errno.h>
+
+/*
+ * The library's own system calls: straight to the kernel, never through its
+ * own syscall() wrapper (which would take the fork path for a clone and
+ * record io_uring registrations).  Same convention as syscall(): -1 and
+ * errno on failure.  sf_syscall(nr, args...) takes up to six arguments.
+ */
+#if defined(__x86_64__)
+static inline long sf_syscall6(long n, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	if ((unsigned long)ret > -4096ul) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+#else
+/* syscall() is interposed only on x86-64. */
+#define sf_syscall6(n, a, b, c, d, e, f) syscall(n, a, b, c, d, e, f)
+#endif
+#define SF_SYSCALL_PAD(n, a, b, c, d, e, f, ...) \
+	sf_syscall6((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+#define sf_syscall(...) SF_SYSCALL_PAD(__VA_ARGS__, 0, 0, 0, 0, 0, 0, 0)
+
 /*
  * madvise() for the library's own use: straight to the kernel, so that the
  * library's advice never reaches its own madvise() wrapper (which records
@@ -14,7 +48,7 @@
  */
 static inline int sf_madvise(void *addr, size_t len, int advice)
 {
-	return (int)syscall(SYS_madvise, addr, len, advice);
+	return (int)sf_syscall(SYS_madvise, addr, len, advice);
 }
 
 /* Private, zeroed, never merged with the program's mappings; NULL when the kernel says no. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "vmamap.h"
+#include "sysmem.h"
 
 static uintptr_t hex(const char **p)
 {
@@ -53,7 +54,7 @@ int sf_maps_foreach(int (*cb)(const struct sf_vma *vma, void *arg), void *arg)
 {
 	static char buf[16384]; /* the fork path is serialised by the engine lock */
 	size_t have = 0;
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	int fd = (int)sf_syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	int stop = 0;
 
 	if (fd < 0)

@@ -8,11 +8,13 @@
  * them ahead of the first caller), so the snapshot is taken after every
  * other prepare handler and the child has its memory back before any child
  * handler of the program runs.  The same handlers are the safety net for
- * forks through glibc-internal paths that no wrapper sees (daemon,
- * forkpty, wordexp: all call the hidden __fork).
+ * forks through C-library-internal paths: daemon and forkpty call the hidden
+ * __fork (their wrappers only name the entry point for reports and
+ * counters), and so do paths no wrapper sees (wordexp before glibc 2.31,
+ * sunrpc, a future glibc).
  *
  * _Fork and raw clone run no handlers, so their wrappers drive the engine
- * themselves.
+ * themselves.  syscall() is wrap_syscall.c's.
  */
 #include "config.h"
 
@@ -27,6 +29,7 @@
 #include "engine.h"
 #include "interpose.h"
 #include "lock.h"
+#include "stats.h"
 
 /*
  * Which entry point this thread's fork came through, for reports.  The
@@ -41,7 +44,7 @@
 #define CTX_MAGIC 0x5afef0c4c0de0001ull
 struct fork_ctx {
 	volatile unsigned long long magic;
-	const char *entry;
+	enum safefork_entry entry;
 	void *caller;
 };
 static SF_TLS struct fork_ctx *t_ctx;
@@ -59,7 +62,10 @@ static const struct fork_ctx *live_ctx(void)
 static void atfork_prepare(void)
 {
 	const struct fork_ctx *c = live_ctx();
-	sf_engine_prepare(c ? c->entry : "fork (internal glibc path)", c ? c->caller : NULL);
+
+	if (!c && sf_mode != SAFEFORK_MODE_OFF)
+		sf_count_fork(SAFEFORK_ENTRY_INTERNAL, 0);
+	sf_engine_prepare(c ? c->entry : SAFEFORK_ENTRY_INTERNAL, c ? c->caller : NULL);
 }
 
 static void atfork_parent(void)
@@ -92,53 +98,94 @@ SF_EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void), voi
 	return SF_REAL(__register_atfork)(prepare, parent, child, dso);
 }
 
-#ifdef SF_VERC_pthread_atfork
+#if SF_HAVEC_pthread_atfork
 /* Binaries linked against libpthread before glibc 2.34 call this compat
  * symbol, which reaches __register_atfork inside libc, past our wrapper. */
-static int (*real_pthread_atfork_compat)(void (*)(void), void (*)(void), void (*)(void));
-
-int sf_pthread_atfork_compat(void (*prepare)(void), void (*parent)(void), void (*child)(void));
-__asm__(".symver sf_pthread_atfork_compat, pthread_atfork@" SF_VERC_pthread_atfork);
-__attribute__((visibility("default"))) int sf_pthread_atfork_compat(void (*prepare)(void), void (*parent)(void),
-								   void (*child)(void))
+SF_COMPAT_SYMVER(pthread_atfork);
+SF_EXPORT int sf_compat_pthread_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
 	sf_atfork_ensure();
-	if (!real_pthread_atfork_compat)
-		real_pthread_atfork_compat = sf_next_symbol("pthread_atfork", SF_VERC_pthread_atfork);
-	return real_pthread_atfork_compat(prepare, parent, child);
+	return SF_REALC(pthread_atfork)(prepare, parent, child);
 }
 #endif
 
-static pid_t fork_via_glibc(const char *entry, void *caller)
-{
-	pid_t pid;
+/*
+ * A fork through glibc's fork machinery (the atfork handlers run the
+ * engine): name the entry point for the prepare handler, then call.
+ */
+#define VIA_GLIBC(e, call)                                                   \
+	({                                                                   \
+		struct fork_ctx ctx_ = { CTX_MAGIC, (e), __builtin_return_address(0) }; \
+		sf_atfork_ensure();                                          \
+		sf_count_fork((e), 0);                                       \
+		if (t_ctx != &ctx_)                                          \
+			t_ctx = &ctx_;                                       \
+		__typeof__(call) r_ = (call);                                \
+		ctx_.magic = 0;                                              \
+		r_;                                                          \
+	})
 
-	sf_init();
-	if (sf_mode == SAFEFORK_MODE_OFF)
-		return SF_REAL(fork)();
-	sf_atfork_ensure();
-	struct fork_ctx ctx = { CTX_MAGIC, entry, caller };
-	if (t_ctx != &ctx)
-		t_ctx = &ctx;
-	pid = SF_REAL(fork)();
-	ctx.magic = 0;
+static void forked_or_not(pid_t pid)
+{
 	if (pid < 0) {
 		int e = errno;
 		sf_engine_fork_failed();
 		errno = e;
 	}
-	return pid;
 }
 
 SF_EXPORT pid_t fork(void)
 {
-	return fork_via_glibc("fork", __builtin_return_address(0));
+	sf_init();
+	if (sf_mode == SAFEFORK_MODE_OFF)
+		return SF_REAL(fork)();
+	pid_t pid = VIA_GLIBC(SAFEFORK_ENTRY_FORK, SF_REAL(fork)());
+	forked_or_not(pid);
+	return pid;
 }
 
 SF_EXPORT pid_t safefork_fork(void)
 {
-	return fork_via_glibc("safefork_fork", __builtin_return_address(0));
+	sf_init();
+	if (sf_mode == SAFEFORK_MODE_OFF)
+		return SF_REAL(fork)();
+	pid_t pid = VIA_GLIBC(SAFEFORK_ENTRY_SAFEFORK_FORK, SF_REAL(fork)());
+	forked_or_not(pid);
+	return pid;
 }
+
+/* daemon() forks through the hidden __fork and the parent _exit()s inside it. */
+SF_EXPORT int daemon(int nochdir, int noclose)
+{
+	sf_init();
+	if (sf_mode == SAFEFORK_MODE_OFF)
+		return SF_REAL(daemon)(nochdir, noclose);
+	return VIA_GLIBC(SAFEFORK_ENTRY_DAEMON, SF_REAL(daemon)(nochdir, noclose));
+}
+
+SF_EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp, const struct winsize *winp)
+{
+	sf_init();
+	if (sf_mode == SAFEFORK_MODE_OFF)
+		return SF_REAL(forkpty)(amaster, name, termp, winp);
+	pid_t pid = VIA_GLIBC(SAFEFORK_ENTRY_FORKPTY, SF_REAL(forkpty)(amaster, name, termp, winp));
+	forked_or_not(pid);
+	return pid;
+}
+
+#if SF_HAVEC_forkpty
+/* forkpty@GLIBC_2.2.5: binaries built when forkpty lived in libutil. */
+SF_COMPAT_SYMVER(forkpty);
+SF_EXPORT pid_t sf_compat_forkpty(int *amaster, char *name, const struct termios *termp, const struct winsize *winp)
+{
+	sf_init();
+	if (sf_mode == SAFEFORK_MODE_OFF)
+		return SF_REALC(forkpty)(amaster, name, termp, winp);
+	pid_t pid = VIA_GLIBC(SAFEFORK_ENTRY_FORKPTY, SF_REALC(forkpty)(amaster, name, termp, winp));
+	forked_or_not(pid);
+	return pid;
+}
+#endif
 
 #ifdef HAVE__FORK
 SF_EXPORT pid_t _Fork(void)
@@ -148,7 +195,8 @@ SF_EXPORT pid_t _Fork(void)
 	sf_init();
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return SF_REAL(_Fork)();
-	int active = sf_engine_prepare("_Fork", __builtin_return_address(0));
+	sf_count_fork(SAFEFORK_ENTRY__FORK, 0);
+	int active = sf_engine_prepare(SAFEFORK_ENTRY__FORK, __builtin_return_address(0));
 	pid = SF_REAL(_Fork)();
 	if (pid == 0)
 		sf_engine_child();
@@ -174,29 +222,37 @@ static int clone_child(void *p)
 	return t->fn(t->arg);
 }
 
-SF_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+static int clone_common(int (*real)(int (*)(void *), void *, int, void *, ...), int (*fn)(void *), void *stack,
+			int flags, void *arg, pid_t *ptid, void *tls, pid_t *ctid, void *caller)
 {
-	va_list ap;
-	pid_t *ptid;
-	void *tls;
-	pid_t *ctid;
-
-	/* glibc's own clone reads these three whatever the flags say; so do we. */
-	va_start(ap, arg);
-	ptid = va_arg(ap, pid_t *);
-	tls = va_arg(ap, void *);
-	ctid = va_arg(ap, pid_t *);
-	va_end(ap);
-
 	sf_init();
-	/* CLONE_VM shares the address space: nothing is copied, nothing to protect. */
-	if (sf_mode == SAFEFORK_MODE_OFF || (flags & CLONE_VM) || !fn)
-		return SF_REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
+	if (sf_mode == SAFEFORK_MODE_OFF || !fn)
+		return real(fn, stack, flags, arg, ptid, tls, ctid);
+	/* CLONE_VM shares the address space (threads, vfork-style spawns): nothing is copied, nothing to protect. */
+	sf_count_fork(SAFEFORK_ENTRY_CLONE, (flags & CLONE_VM) != 0);
+	if (flags & CLONE_VM)
+		return real(fn, stack, flags, arg, ptid, tls, ctid);
 
 	struct clone_tramp t = { fn, arg, 0 };
-	t.active = sf_engine_prepare("clone", __builtin_return_address(0));
-	int r = SF_REAL(clone)(clone_child, stack, flags, &t, ptid, tls, ctid);
+	t.active = sf_engine_prepare(SAFEFORK_ENTRY_CLONE, caller);
+	int r = real(clone_child, stack, flags, &t, ptid, tls, ctid);
 	if (t.active)
 		sf_engine_parent(r);
 	return r;
 }
+
+/* glibc's own clone reads the three optional arguments whatever the flags say; so do we. */
+#define CLONE_WRAPPER(name)                                                                         \
+	SF_EXPORT int name(int (*fn)(void *), void *stack, int flags, void *arg, ...)              \
+	{                                                                                           \
+		va_list ap;                                                                         \
+		va_start(ap, arg);                                                                  \
+		pid_t *ptid = va_arg(ap, pid_t *);                                                  \
+		void *tls = va_arg(ap, void *);                                                     \
+		pid_t *ctid = va_arg(ap, pid_t *);                                                  \
+		va_end(ap);                                                                         \
+		return clone_common(SF_REAL(name), fn, stack, flags, arg, ptid, tls, ctid,         \
+				    __builtin_return_address(0));                                   \
+	}
+CLONE_WRAPPER(clone)
+CLONE_WRAPPER(__clone)

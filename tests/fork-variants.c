@@ -1,7 +1,7 @@
 /*
  * fork-variants: the other entry points of this stage: _Fork (no atfork
- * handlers), clone without CLONE_VM, and safefork_fork, each protected, each
- * with its controls.
+ * handlers), clone and __clone without CLONE_VM, and safefork_fork, each
+ * protected, each with its controls.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -37,6 +37,17 @@ static pid_t via_clone(void)
 	return clone(clone_child, stack + sz, SIGCHLD, NULL);
 }
 
+static pid_t via___clone(void)
+{
+	int (*f)(int (*)(void *), void *, int, void *, ...) =
+		(int (*)(int (*)(void *), void *, int, void *, ...))dlsym(RTLD_DEFAULT, "__clone");
+	size_t sz = 256 * 1024;
+	char *stack = t_map(sz);
+	if (!f)
+		t_skip("this C library exports no __clone");
+	return f(clone_child, stack + sz, SIGCHLD, NULL);
+}
+
 static pid_t via_clone_vfork(void)
 {
 	/* CLONE_VFORK without CLONE_VM: still a copy of the address space. */
@@ -60,6 +71,8 @@ int main(int argc, char **argv)
 			the_case.do_fork = via__Fork;
 		else if (!strcmp(argv[1], "clone"))
 			the_case.do_fork = via_clone;
+		else if (!strcmp(argv[1], "__clone"))
+			the_case.do_fork = via___clone;
 		else if (!strcmp(argv[1], "clone-vfork")) {
 			the_case.do_fork = via_clone_vfork;
 			the_case.no_handshake = 1;
@@ -71,6 +84,7 @@ int main(int argc, char **argv)
 	int bad = 0;
 	bad |= t_protect_and_control(argv[0], "_Fork");
 	bad |= t_protect_and_control(argv[0], "clone");
+	bad |= t_protect_and_control(argv[0], "__clone");
 	bad |= t_protect_and_control(argv[0], "clone-vfork");
 	bad |= t_protect_and_control(argv[0], "safefork_fork");
 	return bad;

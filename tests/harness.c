@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "safefork.h"
 
 extern char **environ;
 
@@ -81,6 +82,24 @@ int t_unregister(const void *addr, size_t len)
 {
 	unreg_fn f = (unreg_fn)dlsym(RTLD_DEFAULT, "safefork_unregister");
 	return f ? f(addr, len) : 0;
+}
+
+int t_stats(struct safefork_stats *st)
+{
+	int (*f)(struct safefork_stats *, size_t) =
+		(int (*)(struct safefork_stats *, size_t))dlsym(RTLD_DEFAULT, "safefork_stats");
+
+	memset(st, 0, sizeof(*st));
+	if (!f)
+		return -1;
+	T_CHECK(f(st, sizeof(*st)) == 0, "safefork_stats: %s", strerror(errno));
+	return 0;
+}
+
+int t_lib_active(void)
+{
+	const char *m = getenv("SAFEFORK_MODE");
+	return t_lib_loaded() && !(m && !strcmp(m, "off"));
 }
 
 const char *t_lib_path(void)

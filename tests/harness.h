@@ -32,6 +32,11 @@ void t_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int t_register(const void *addr, size_t len, unsigned flags);
 int t_unregister(const void *addr, size_t len);
 int t_lib_loaded(void);
+/* safefork_stats() of the loaded library into *st; 0, or -1 when the library is absent (st zeroed). */
+struct safefork_stats;
+int t_stats(struct safefork_stats *st);
+/* 1 when the library is loaded and SAFEFORK_MODE is not "off": it is expected to act. */
+int t_lib_active(void);
 
 /*
  * Re-run this test program (argv[0] with role as argv[1]) in a child process

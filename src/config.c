@@ -11,7 +11,9 @@
 #include "interpose.h"
 #include "msg.h"
 #include "ranges.h"
+#include "spawn_shim.h"
 #include "staging.h"
+#include "stats.h"
 
 enum safefork_mode sf_mode = SAFEFORK_MODE_AUTO;
 int sf_debug;
@@ -78,6 +80,21 @@ static void parse_size_var(const char *name, void (*set)(size_t))
 	set(n);
 }
 
+static void parse_spawn(void)
+{
+	static const char *const names[] = { [SF_SPAWN_AUTO] = "auto", [SF_SPAWN_SHIM] = "shim", [SF_SPAWN_LIBC] = "libc" };
+	const char *v = getenv("SAFEFORK_SPAWN");
+
+	if (!v || !*v)
+		return;
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(v, names[i])) {
+			sf_spawn_pref = (enum sf_spawn_pref)i;
+			return;
+		}
+	sf_msg("SAFEFORK_SPAWN=%s is not auto, shim or libc; using auto", v);
+}
+
 static void parse_debug(void)
 {
 	const char *v = getenv("SAFEFORK_DEBUG");
@@ -104,8 +121,10 @@ void sf_init(void)
 	sf_msg_init(getenv("SAFEFORK_LOG"));
 	parse_mode();
 	parse_debug();
+	parse_spawn();
 	parse_size_var("SAFEFORK_MAX_RANGES", sf_ranges_set_cap);
 	parse_size_var("SAFEFORK_POOL_MAX", sf_staging_set_max);
+	sf_stats_init();
 	sf_interpose_init();
 	sf_engine_init();
 	sf_atfork_ensure();

@@ -749,11 +749,11 @@ void sf_engine_child(void)
 {
 	int saved = errno;
 
+	sf_stats_child_reset();
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return;
 	/* Whoever held our locks (another thread) does not exist here. */
 	sf_lock_reset(&engine_lock);
-	sf_stats_child_reset();
 	if (!t_active) {
 		sf_ranges_child_reset();
 		errno = saved;

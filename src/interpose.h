@@ -12,6 +12,8 @@
 #ifndef SF_INTERPOSE_H
 #define SF_INTERPOSE_H
 
+#include <spawn.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "symvers.h"

@@ -4,13 +4,16 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "common.h"
 #include "ranges.h"
 #include "stats.h"
 
-unsigned long long sf_counter[SF_C_NR];
+/* Until sf_stats_init (and if the shared page cannot be had): private memory. */
+static unsigned long long boot_counters[SF_C_NR];
+unsigned long long *sf_counter = boot_counters;
 
 _Static_assert(SF_C_ENTRIES == SAFEFORK_ENTRY_MAX, "entry counters");
 _Static_assert(offsetof(struct safefork_stats, forks_shared) == SF_C_SHARED * 8, "layout");
@@ -26,9 +29,30 @@ unsigned long long sf_now_ns(void)
 	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
 }
 
+static unsigned long long *shared_page(void)
+{
+	void *p = mmap(NULL, sf_page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void sf_stats_init(void)
+{
+	unsigned long long *p = shared_page();
+
+	if (!p)
+		return;
+	memcpy(p, boot_counters, sizeof(boot_counters));
+	__atomic_store_n(&sf_counter, p, __ATOMIC_RELEASE);
+}
+
 void sf_stats_child_reset(void)
 {
-	memset(sf_counter, 0, sizeof(sf_counter));
+	unsigned long long *old = sf_counter, *p = shared_page();
+
+	memset(boot_counters, 0, sizeof(boot_counters));
+	__atomic_store_n(&sf_counter, p ? p : boot_counters, __ATOMIC_RELEASE);
+	if (old != boot_counters)
+		munmap(old, sf_page_size); /* the parent's page: this child must not count into it */
 }
 
 SF_EXPORT int safefork_stats(struct safefork_stats *st, size_t size)
@@ -44,7 +68,7 @@ SF_EXPORT int safefork_stats(struct safefork_stats *st, size_t size)
 	}
 	memset(&s, 0, sizeof(s));
 	for (unsigned int i = 0; i < SF_C_NR; i++)
-		c[i] = __atomic_load_n(&sf_counter[i], __ATOMIC_RELAXED);
+		c[i] = __atomic_load_n(&__atomic_load_n(&sf_counter, __ATOMIC_ACQUIRE)[i], __ATOMIC_RELAXED);
 	memcpy(&s, c, sizeof(c)); /* the counters are the head of the struct (asserted above) */
 	sf_ranges_stats(count, bytes);
 	for (unsigned int i = 0; i < SF_SRC_NR; i++) {

@@ -3,7 +3,12 @@
  *
  * One array of 64-bit counters laid out as the head of struct
  * safefork_stats, bumped with relaxed atomics (the fork path takes no lock
- * for them).  Plain macros only, so the assembly wrappers can bump them too.
+ * for them).  The array lives in a MAP_SHARED page: fork write-protects
+ * every private page, so a counter in private memory would cost the parent
+ * a page fault at each fork; a shared page is never write-protected.  Each
+ * child swaps in a fresh page of its own before it counts anything (a child
+ * whose start no code of ours sees would only add to its parent's numbers).
+ * Plain macros in the first part, so the assembly wrappers can count too.
  */
 #ifndef SF_STATS_H
 #define SF_STATS_H
@@ -22,11 +27,11 @@
 #ifndef __ASSEMBLER__
 #include "safefork.h"
 
-extern unsigned long long sf_counter[SF_C_NR];
+extern unsigned long long *sf_counter;
 
 static inline void sf_count(unsigned int idx, unsigned long long n)
 {
-	__atomic_fetch_add(&sf_counter[idx], n, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&__atomic_load_n(&sf_counter, __ATOMIC_RELAXED)[idx], n, __ATOMIC_RELAXED);
 }
 
 /* A child came through this entry point (shared: it shares our address space). */
@@ -39,7 +44,9 @@ static inline void sf_count_fork(enum safefork_entry e, int shared)
 
 /* CLOCK_MONOTONIC in ns (vDSO: no syscall, async-signal-safe). */
 unsigned long long sf_now_ns(void);
-/* In a child: it starts counting from zero. */
+/* Once, at initialisation: move the counters to their shared page. */
+void sf_stats_init(void);
+/* In a child: a page of its own, counting from zero. */
 void sf_stats_child_reset(void);
 #endif
 

@@ -27,41 +27,27 @@
 
 #include "common.h"
 #include "engine.h"
+#include "forkctx.h"
 #include "interpose.h"
 #include "lock.h"
+#include "spawn_shim.h"
 #include "stats.h"
 
-/*
- * Which entry point this thread's fork came through, for reports.  The
- * context lives in the wrapper's stack frame; the thread-local pointer to it
- * is written only when it changes.  Writing thread-local memory after every
- * fork would cost the parent a page fault per fork (the fork has just
- * write-protected that page), which a fork with nothing registered must not
- * pay.  The prepare handler trusts the pointer only if it points just above
- * its own frame (the wrapper is a few frames up) and the frame still holds
- * the magic the wrapper clears on return.
- */
-#define CTX_MAGIC 0x5afef0c4c0de0001ull
-struct fork_ctx {
-	volatile unsigned long long magic;
-	enum safefork_entry entry;
-	void *caller;
-};
-static SF_TLS struct fork_ctx *t_ctx;
+SF_TLS struct sf_fork_ctx *sf_t_ctx;
 
-static const struct fork_ctx *live_ctx(void)
+static const struct sf_fork_ctx *live_ctx(void)
 {
-	struct fork_ctx *c = t_ctx;
+	struct sf_fork_ctx *c = sf_t_ctx;
 	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
 
-	if (!c || (uintptr_t)c <= here || (uintptr_t)c - here > 16384 || c->magic != CTX_MAGIC)
+	if (!c || (uintptr_t)c <= here || (uintptr_t)c - here > 16384 || c->magic != SF_CTX_MAGIC)
 		return NULL;
 	return c;
 }
 
 static void atfork_prepare(void)
 {
-	const struct fork_ctx *c = live_ctx();
+	const struct sf_fork_ctx *c = live_ctx();
 
 	if (!c && sf_mode != SAFEFORK_MODE_OFF)
 		sf_count_fork(SAFEFORK_ENTRY_INTERNAL, 0);
@@ -76,6 +62,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	sf_engine_child();
+	sf_spawn_child_reset();
 }
 
 extern void *__dso_handle;
@@ -109,22 +96,6 @@ SF_EXPORT int sf_compat_pthread_atfork(void (*prepare)(void), void (*parent)(voi
 }
 #endif
 
-/*
- * A fork through glibc's fork machinery (the atfork handlers run the
- * engine): name the entry point for the prepare handler, then call.
- */
-#define VIA_GLIBC(e, call)                                                   \
-	({                                                                   \
-		struct fork_ctx ctx_ = { CTX_MAGIC, (e), __builtin_return_address(0) }; \
-		sf_atfork_ensure();                                          \
-		sf_count_fork((e), 0);                                       \
-		if (t_ctx != &ctx_)                                          \
-			t_ctx = &ctx_;                                       \
-		__typeof__(call) r_ = (call);                                \
-		ctx_.magic = 0;                                              \
-		r_;                                                          \
-	})
-
 static void forked_or_not(pid_t pid)
 {
 	if (pid < 0) {
@@ -139,7 +110,7 @@ SF_EXPORT pid_t fork(void)
 	sf_init();
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return SF_REAL(fork)();
-	pid_t pid = VIA_GLIBC(SAFEFORK_ENTRY_FORK, SF_REAL(fork)());
+	pid_t pid = SF_VIA_GLIBC(SAFEFORK_ENTRY_FORK, 0, __builtin_return_address(0), SF_REAL(fork)());
 	forked_or_not(pid);
 	return pid;
 }
@@ -149,7 +120,7 @@ SF_EXPORT pid_t safefork_fork(void)
 	sf_init();
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return SF_REAL(fork)();
-	pid_t pid = VIA_GLIBC(SAFEFORK_ENTRY_SAFEFORK_FORK, SF_REAL(fork)());
+	pid_t pid = SF_VIA_GLIBC(SAFEFORK_ENTRY_SAFEFORK_FORK, 0, __builtin_return_address(0), SF_REAL(fork)());
 	forked_or_not(pid);
 	return pid;
 }
@@ -160,7 +131,7 @@ SF_EXPORT int daemon(int nochdir, int noclose)
 	sf_init();
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return SF_REAL(daemon)(nochdir, noclose);
-	return VIA_GLIBC(SAFEFORK_ENTRY_DAEMON, SF_REAL(daemon)(nochdir, noclose));
+	return SF_VIA_GLIBC(SAFEFORK_ENTRY_DAEMON, 0, __builtin_return_address(0), SF_REAL(daemon)(nochdir, noclose));
 }
 
 SF_EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp, const struct winsize *winp)
@@ -168,7 +139,7 @@ SF_EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp, c
 	sf_init();
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return SF_REAL(forkpty)(amaster, name, termp, winp);
-	pid_t pid = VIA_GLIBC(SAFEFORK_ENTRY_FORKPTY, SF_REAL(forkpty)(amaster, name, termp, winp));
+	pid_t pid = SF_VIA_GLIBC(SAFEFORK_ENTRY_FORKPTY, 0, __builtin_return_address(0), SF_REAL(forkpty)(amaster, name, termp, winp));
 	forked_or_not(pid);
 	return pid;
 }
@@ -181,7 +152,7 @@ SF_EXPORT pid_t sf_compat_forkpty(int *amaster, char *name, const struct termios
 	sf_init();
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return SF_REALC(forkpty)(amaster, name, termp, winp);
-	pid_t pid = VIA_GLIBC(SAFEFORK_ENTRY_FORKPTY, SF_REALC(forkpty)(amaster, name, termp, winp));
+	pid_t pid = SF_VIA_GLIBC(SAFEFORK_ENTRY_FORKPTY, 0, __builtin_return_address(0), SF_REALC(forkpty)(amaster, name, termp, winp));
 	forked_or_not(pid);
 	return pid;
 }
@@ -219,6 +190,8 @@ static int clone_child(void *p)
 
 	if (t->active)
 		sf_engine_child();
+	else
+		sf_stats_child_reset();
 	return t->fn(t->arg);
 }
 

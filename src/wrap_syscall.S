@@ -46,8 +46,9 @@ syscall:
 .Lshared:				/* the child shares our memory: count it, nothing to protect */
 	cmpl	$MODE_OFF, sf_mode(%rip)
 	je	.Lnext
-	lock incq	sf_counter+8*ENTRY_SYSCALL(%rip)
-	lock incq	sf_counter+8*SF_C_SHARED(%rip)
+	movq	sf_counter(%rip), %rax
+	lock incq	8*ENTRY_SYSCALL(%rax)
+	lock incq	8*SF_C_SHARED(%rax)
 	jmp	.Lnext
 
 .Lclone3:				/* syscall(SYS_clone3, struct clone_args *, size) */

@@ -29,17 +29,11 @@ unsigned long long sf_now_ns(void)
 	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
 }
 
-static unsigned long long *shared_page(void)
-{
-	void *p = mmap(NULL, sf_page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
 void sf_stats_init(void)
 {
-	unsigned long long *p = shared_page();
+	void *p = mmap(NULL, sf_page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
-	if (!p)
+	if (p == MAP_FAILED)
 		return;
 	memcpy(p, boot_counters, sizeof(boot_counters));
 	__atomic_store_n(&sf_counter, p, __ATOMIC_RELEASE);
@@ -47,12 +41,14 @@ void sf_stats_init(void)
 
 void sf_stats_child_reset(void)
 {
-	unsigned long long *old = sf_counter, *p = shared_page();
+	unsigned long long *old = sf_counter;
 
 	memset(boot_counters, 0, sizeof(boot_counters));
-	__atomic_store_n(&sf_counter, p ? p : boot_counters, __ATOMIC_RELEASE);
-	if (old != boot_counters)
-		munmap(old, sf_page_size); /* the parent's page: this child must not count into it */
+	if (old == boot_counters)
+		return;
+	/* A fresh page in the same place (the child's mappings stay where the parent's were). */
+	void *p = mmap(old, sf_page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	__atomic_store_n(&sf_counter, p == (void *)old ? old : boot_counters, __ATOMIC_RELEASE);
 }
 
 SF_EXPORT int safefork_stats(struct safefork_stats *st, size_t size)

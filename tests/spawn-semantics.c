@@ -38,6 +38,7 @@
  * - POSIX_SPAWN_SETSID|POSIX_SPAWN_SETPGROUP fails with EPERM (setsid first).
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -64,12 +65,33 @@ extern char **environ;
 #if defined(__x86_64__) && !defined(__ILP32__) && defined(__GLIBC__)
 /* The compat versions (objdump -T libc.so.6: posix_spawn@GLIBC_2.2.5, the default @@GLIBC_2.15). */
 #define HAVE_COMPAT_SPAWN 1
-int old_posix_spawn(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
-		    char *const[], char *const[]);
-int old_posix_spawnp(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
-		     char *const[], char *const[]);
+typedef int spawn_fn_t(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+		       char *const[], char *const[]);
+spawn_fn_t old_posix_spawn, old_posix_spawnp;
 __asm__(".symver old_posix_spawn, posix_spawn@GLIBC_2.2.5");
 __asm__(".symver old_posix_spawnp, posix_spawnp@GLIBC_2.2.5");
+static spawn_fn_t *compat_spawn = old_posix_spawn, *compat_spawnp = old_posix_spawnp;
+
+/*
+ * Under AddressSanitizer those references bind to its interceptors (they
+ * have the base version, which satisfies any), which call the default
+ * version: then take the compat ones from the library's own handle (the
+ * preloaded library's, else libc's) as the dynamic linker would have.
+ */
+static void compat_resolve(void)
+{
+	if (!t_sanitized())
+		return;
+	void *h = dlopen(t_lib_loaded() ? t_lib_path() : "libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+	T_CHECK(h, "dlopen: %s", dlerror());
+	compat_spawn = (spawn_fn_t *)dlvsym(h, "posix_spawn", "GLIBC_2.2.5");
+	compat_spawnp = (spawn_fn_t *)dlvsym(h, "posix_spawnp", "GLIBC_2.2.5");
+	T_CHECK(compat_spawn && compat_spawnp, "dlvsym posix_spawn@GLIBC_2.2.5: %s", dlerror());
+}
+#else
+static void compat_resolve(void)
+{
+}
 #endif
 
 /* ------------------------------------------------------------ observations */
@@ -719,15 +741,15 @@ static int spawn_with(enum spawn_fn which, pid_t *pid, const char *file, const p
 		return posix_spawnp(pid, file, fa, attr, argv, envp);
 #ifdef HAVE_COMPAT_SPAWN
 	case SP_OLD:
-		return old_posix_spawn(pid, file, fa, attr, argv, envp);
+		return compat_spawn(pid, file, fa, attr, argv, envp);
 	case SP_OLDP:
-		return old_posix_spawnp(pid, file, fa, attr, argv, envp);
+		return compat_spawnp(pid, file, fa, attr, argv, envp);
 #else
 	default:
 		break;
 #endif
 	}
-	t_fail("no %s on this architecture", sp_name[which]);
+	t_fail("spawn function %d: not on this architecture", (int)which);
 }
 
 /* The caller's descriptors (with FD_CLOEXEC), dispositions, mask and cwd: a spawn changes none of them. */
@@ -1862,7 +1884,7 @@ static void role_spawn_versions(void)
 	pid_t pid = -77;
 	T_CHECK(posix_spawn(&pid, "./noshebang.sh", NULL, NULL, argv, envp) == ENOEXEC && pid == -77,
 		"posix_spawn@@GLIBC_2.15 of a script without #!");
-	T_CHECK(old_posix_spawn(&pid, "./noshebang.sh", NULL, NULL, argv, envp) == 0 && waitpid(pid, NULL, 0) == pid,
+	T_CHECK(compat_spawn(&pid, "./noshebang.sh", NULL, NULL, argv, envp) == 0 && waitpid(pid, NULL, 0) == pid,
 		"posix_spawn@GLIBC_2.2.5 of a script without #!");
 #else
 	obs("no GLIBC_2.2.5 posix_spawn on this architecture");
@@ -1990,6 +2012,7 @@ static int role_main(const char *name)
 	obs_file = fopen(o, "ae");
 	T_CHECK(obs_file, "open %s", o);
 	t_watchdog(30);
+	compat_resolve();
 	for (size_t i = 0; i < N_SCENARIOS; i++)
 		if (!strcmp(scenarios[i].name, name)) {
 			scenarios[i].fn();

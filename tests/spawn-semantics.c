@@ -704,26 +704,14 @@ static void shell_report(const char *name)
 }
 
 /*
- * Shell code that waits (a bounded number of tries) until the caller is in
- * wait4() or waitid(): right after a vfork-style spawn the caller is
- * released but may not have run yet, still with every signal blocked.
+ * Shell code that waits until the caller sleeps (state S: in its wait for
+ * the child).  Right after a vfork-style spawn the caller is released but
+ * may not have run yet, still with every signal blocked.  Bounded: 200 quick
+ * looks, then up to 3 s of 10 ms naps (a loaded machine).
  */
-static const char *wait_for_caller(void)
-{
-	static char b[256];
-	int w4 = -1, wid = -1;
-#ifdef SYS_wait4
-	w4 = SYS_wait4;
-#endif
-#ifdef SYS_waitid
-	wid = SYS_waitid;
-#endif
-	snprintf(b, sizeof(b),
-		 "i=0; while [ $i -lt 5000 ]; do read n x </proc/$PPID/syscall; case $n in %d|%d) break;; esac; "
-		 "i=$((i+1)); done 2>/dev/null;",
-		 w4, wid);
-	return b;
-}
+static const char wait_for_caller[] =
+	"i=0; while [ $i -lt 500 ]; do read s </proc/$PPID/stat; s=${s##*) }; [ \"${s%% *}\" = S ] && break; "
+	"i=$((i+1)); [ $i -gt 200 ] && sleep 0.01; done;";
 
 /* ------------------------------------------------------------ spawning */
 
@@ -911,7 +899,7 @@ static void system_signals(int variant)
 	obs("before: %s", before);
 	shell_report("shell.report");
 	/* $PPID is the caller, waiting in system(); then the probe replaces the shell */
-	snprintf(cmd, sizeof(cmd), "%s cat /proc/$PPID/status >caller.txt; %s", wait_for_caller(),
+	snprintf(cmd, sizeof(cmd), "%s cat /proc/$PPID/status >caller.txt; %s", wait_for_caller,
 		 probe_cmd(at("command.probe")));
 	int st = system(cmd);
 	obs_status("system(probe)", st, errno);

@@ -21,6 +21,12 @@
  * pass-through and both runs agree; whatever semantic the shim gets wrong
  * shows up as a difference.  A few roles also check the POSIX requirement
  * itself (T_CHECK), so that a scenario observing nothing cannot pass.
+ * T_KEEP=1 keeps the observation files (the path is printed).
+ *
+ * The shell system() and popen() start is dash, which clears the signal
+ * mask it was given before any command runs.  As root, the roles that care
+ * make /bin/sh this program for a moment (a private mount namespace): it
+ * writes down how it was started and execs the real shell (fake_shell()).
  *
  * glibc 2.36 facts this relies on (verified by hand; the control is the truth):
  * - system() and popen() run "sh -c COMMAND": no "--", so a command starting
@@ -36,6 +42,10 @@
  *   the shell opens it relative to the cwd.  A script without "#!" found in
  *   PATH stops the search with ENOEXEC (no later PATH entry is tried).
  * - POSIX_SPAWN_SETSID|POSIX_SPAWN_SETPGROUP fails with EPERM (setsid first).
+ * - pclose() takes a stream off popen()'s list before closing its
+ *   descriptor: a child another thread spawns in between may inherit it.
+ * - sigaction() reports SA_RESTORER for dispositions glibc set, so one that
+ *   system() restored shows it where the original (never set) did not.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -289,7 +299,7 @@ static void block(int sig)
 	T_CHECK(pthread_sigmask(SIG_BLOCK, &s, NULL) == 0, "sigmask");
 }
 
-/* Disposition (handler, flags, mask) of sig, and the signal mask, as text. */
+/* Disposition of sig (handler, flags, mask) as text. */
 static const char *disposition(int sig)
 {
 	static char b[1200];
@@ -378,7 +388,6 @@ static uint64_t status_mask(const char *name, const char *key)
 	return 0;
 }
 
-
 /* ------------------------------------------------------------ the probe */
 
 static char probe_out[1 << 16];
@@ -449,9 +458,9 @@ static void probe_report(int argc, char **argv, const char *out)
 	getresgid(&rg, &eg, &sg);
 	put("ids uid=%d euid=%d gid=%d egid=%d\n", (int)ru, (int)eu, (int)rg, (int)eg);
 	put("pid %d\nppid %d\npgid %d\nsid %d\n", (int)getpid(), (int)getppid(), (int)getpgrp(), (int)getsid(0));
-	struct sched_param sp = { 0 };
-	sched_getparam(0, &sp);
-	put("sched policy=%d priority=%d\n", sched_getscheduler(0), sp.sched_priority);
+	struct sched_param param = { 0 };
+	sched_getparam(0, &param);
+	put("sched policy=%d priority=%d\n", sched_getscheduler(0), param.sched_priority);
 	n = read_file("/proc/self/status", buf, sizeof(buf));
 	for (char *sp = NULL, *line = n > 0 ? strtok_r(buf, "\n", &sp) : NULL; line; line = strtok_r(NULL, "\n", &sp)) {
 		unsigned long long v;
@@ -537,6 +546,22 @@ static void obs_env_vs_caller(const char *tag, const char *report, int skip_pwd)
 		    n_probe, n_mine, missing ? first_missing : "-");
 }
 
+/* The selector letter of a report line's key (see emit_probe). */
+static char key_class(const char *key)
+{
+	static const struct { const char *key; char k; } classes[] = {
+		{ "argc", 'a' }, { "env", 'e' },  { "fd", 'f' },     { "cwd", 'c' },	 { "ids", 'i' },
+		{ "pid", 'p' },	 { "ppid", 'p' }, { "pgid", 'p' },   { "sid", 'p' },	 { "sigblk", 's' },
+		{ "sigign", 's' }, { "sched", 'S' },
+	};
+	if (!strncmp(key, "argv[", 5))
+		return 'a';
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (!strcmp(key, classes[i].key))
+			return classes[i].k;
+	return '?';
+}
+
 /*
  * Report the lines of a probe's report selected by keys:
  * a argv, e environment, E environment compared with ours (W: PWD aside), f descriptors,
@@ -561,16 +586,7 @@ static void emit_probe(const char *tag, const char *path, const char *keys, pid_
 		char key[16] = "";
 		sscanf(line, "%15s", key);
 		const char *rest = line + strlen(key) + (line[strlen(key)] ? 1 : 0);
-		char k = !strcmp(key, "argc") || !strncmp(key, "argv[", 5) ? 'a'
-			 : !strcmp(key, "env")					? 'e'
-			 : !strcmp(key, "fd")					? 'f'
-			 : !strcmp(key, "cwd")					? 'c'
-			 : !strcmp(key, "ids")					? 'i'
-			 : !strcmp(key, "pid") || !strcmp(key, "ppid") || !strcmp(key, "pgid") || !strcmp(key, "sid")
-				 ? 'p'
-			 : !strcmp(key, "sigblk") || !strcmp(key, "sigign") ? 's'
-			 : !strcmp(key, "sched")			     ? 'S'
-									     : '?';
+		char k = key_class(key);
 		if (!strchr(keys, k))
 			continue;
 		if (k == 'e')
@@ -858,7 +874,8 @@ static void role_system_status(void)
 		snprintf(tag, sizeof(tag), "system(\"%s\")", cmds[i]);
 		obs_status(tag, st, errno);
 	}
-	T_CHECK(WIFEXITED(system("exit 3")) && WEXITSTATUS(system("exit 3")) == 3, "exit 3");
+	st = system("exit 3");
+	T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3, "exit 3: %#x", (unsigned)st);
 	st = system("kill -TERM $$");
 	T_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "kill -TERM $$: %#x", (unsigned)st);
 	T_CHECK(system("sf-no-such-command 2>/dev/null") == 127 << 8, "a missing command is not 127<<8");

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "interpose.h"
 #include "lock.h"
 #include "spawn_shim.h"
 
@@ -111,6 +112,7 @@ static int do_system(const char *line)
 		pthread_cleanup_pop(0);
 	} else {
 		status = 127 << 8; /* POSIX: as if the shell had exited with 127 */
+		errno = ret;       /* glibc's spawn leaves the child's errno behind; callers may look */
 	}
 	if (sys_release() != 0 || sigprocmask(SIG_SETMASK, &omask, NULL) != 0)
 		status = -1;
@@ -132,6 +134,7 @@ struct pstream {
 	struct pstream *next;
 };
 static struct pstream *streams;
+static int nstreams; /* read without the lock by the fclose wrapper: 0 is the common case */
 static sf_lock_t streams_lock = SF_LOCK_INIT;
 
 FILE *sf_shim_popen(const char *command, const char *mode)
@@ -206,13 +209,14 @@ FILE *sf_shim_popen(const char *command, const char *mode)
 		ps->fp = fp;
 		ps->next = streams;
 		streams = ps;
+		__atomic_store_n(&nstreams, nstreams + 1, __ATOMIC_RELAXED);
 	}
 	sf_unlock(&streams_lock);
 	posix_spawn_file_actions_destroy(&fa);
 	if (child_end >= 0)
 		close(child_end);
 	if (err) {
-		fclose(fp);
+		SF_REAL(fclose)(fp);
 		free(ps);
 		errno = err;
 		return NULL;
@@ -226,11 +230,14 @@ int sf_shim_pclose(FILE *fp, int *status)
 {
 	struct pstream **pp, *ps = NULL;
 
+	if (!__atomic_load_n(&nstreams, __ATOMIC_RELAXED))
+		return 0;
 	sf_lock(&streams_lock);
 	for (pp = &streams; *pp; pp = &(*pp)->next)
 		if ((*pp)->fp == fp) {
 			ps = *pp;
 			*pp = ps->next;
+			__atomic_store_n(&nstreams, nstreams - 1, __ATOMIC_RELAXED);
 			break;
 		}
 	sf_unlock(&streams_lock);
@@ -239,7 +246,7 @@ int sf_shim_pclose(FILE *fp, int *status)
 	pid_t pid = ps->pid, w;
 	int ws = 0, state;
 	free(ps);
-	fclose(fp);
+	SF_REAL(fclose)(fp);
 	do {
 		/* not a cancellation point (glibc) */
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);

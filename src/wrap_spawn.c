@@ -61,6 +61,16 @@ SF_EXPORT int pclose(FILE *fp)
 	return SF_REAL(pclose)(fp);
 }
 
+/* glibc's fclose() of a popen stream waits for the child too; the shim's streams behave alike. */
+SF_EXPORT int fclose(FILE *fp)
+{
+	int status;
+
+	if (sf_shim_pclose(fp, &status))
+		return status;
+	return SF_REAL(fclose)(fp);
+}
+
 typedef int spawn_fn(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
 		     char *const[], char *const[]);
 

@@ -40,6 +40,15 @@
 #include "spawn_shim.h"
 #include "sysmem.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* The child's frames never return (it execs), so AddressSanitizer would keep
+ * their poison for whatever is mapped there next: start each stack clean. */
+#define stack_unpoison(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define stack_unpoison(p, n) ((void)(p), (void)(n))
+#endif
+
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
@@ -271,13 +280,13 @@ static void child_execve(const struct req *r, const char *file)
 	sf_syscall(SYS_execve, file, r->argv, r->envp);
 	if (errno == ENOEXEC && (r->xflags & SF_SPAWN_TRY_SHELL)) {
 		/* posix_spawn@GLIBC_2.2.5: a script without #! runs under /bin/sh (argv[0] is replaced) */
-		char *argv[r->argc + 2];
-		argv[0] = (char *)"/bin/sh";
-		argv[1] = (char *)r->file;
-		for (int i = 1; i <= r->argc; i++)
-			argv[i + 1] = r->argv[i];
-		if (r->argc < 1)
-			argv[2] = NULL;
+		char *argv[r->argc + 3];
+		int n = 0;
+		argv[n++] = (char *)"/bin/sh";
+		argv[n++] = (char *)r->file;
+		for (int i = 1; i < r->argc; i++)
+			argv[n++] = r->argv[i];
+		argv[n] = NULL;
 		sf_syscall(SYS_execve, "/bin/sh", argv, r->envp);
 	}
 }
@@ -402,6 +411,7 @@ int sf_spawn(pid_t *pidp, const char *file, const posix_spawn_file_actions_t *fa
 	void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED)
 		return errno;
+	stack_unpoison(stack, stack_len);
 
 	/* Every signal blocked (glibc's internal ones too) until the child has reset its handlers. */
 	sigset_t all;
@@ -420,6 +430,7 @@ int sf_spawn(pid_t *pidp, const char *file, const posix_spawn_file_actions_t *fa
 	} else if (pidp) {
 		*pidp = pid;
 	}
+	stack_unpoison(stack, stack_len); /* nor leave it behind for the next mapping there */
 	munmap(stack, stack_len);
 	sf_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &r.parent_mask, NULL, _NSIG / 8);
 	pthread_setcancelstate(cancel_state, NULL);

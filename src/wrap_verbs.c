@@ -358,11 +358,19 @@ SF_EXPORT int sf_opt_ibv_dofork_range(void *base, size_t size)
 	if (!base || !size || !outermost())
 		return real(base, size);
 	int rc = real(base, size);
-	/* The pin is gone whatever rdma-core's own bookkeeping says. */
+	/*
+	 * The pin is gone whatever rdma-core's own bookkeeping says.  From
+	 * libibverbs this is the end of a memory region deregistered past our
+	 * wrapper: if our wrapper saw it registered, its record goes (it must
+	 * not linger to be withdrawn again when the address is reused).
+	 */
 	uintptr_t start = (uintptr_t)base, end = end_of(start, size);
 	unsigned src = source_of(__builtin_return_address(0), (void *)real);
-	if (sf_pin_range_del(start, end, SAFEFORK_KERNEL_PIN, src) < 0)
-		sf_pin_range_del(start, end, SAFEFORK_KERNEL_PIN, src == SF_SRC_VERBS ? SF_SRC_PROVIDER : SF_SRC_VERBS);
+	if (src == SF_SRC_VERBS && sf_pin_clear_mr_range(start, end, SAFEFORK_KERNEL_PIN))
+		return rc;
+	if (sf_pin_range_del(start, end, SAFEFORK_KERNEL_PIN, src) < 0 &&
+	    sf_pin_range_del(start, end, SAFEFORK_KERNEL_PIN, src == SF_SRC_VERBS ? SF_SRC_PROVIDER : SF_SRC_VERBS) < 0)
+		sf_pin_clear_mr_range(start, end, SAFEFORK_KERNEL_PIN);
 	return rc;
 }
 #endif

@@ -48,6 +48,23 @@ static int bypass(void)
 	fake_next = FAKE_OK;
 	T_CHECK(dereg(mr) == 0, "ibv_dereg_mr through the handle");
 	P_EXPECT(SAFEFORK_SOURCE_VERBS, 0, 0, "its deregistration");
+
+	/* the same buffer in two regions; one goes, and its address is reused for another region */
+	fake_next = FAKE_MR;
+	unsigned first = fake_nmr;
+	struct ibv_mr *a = reg(&fake_pd, buf, 4096, 0), *b = reg(&fake_pd, buf, 4096, 0);
+	T_CHECK(a && b, "two registrations");
+	P_EXPECT(SAFEFORK_SOURCE_VERBS, 2, 8192, "one buffer, two regions");
+	fake_next = FAKE_OK;
+	T_CHECK(dereg(a) == 0, "dereg one");
+	fake_next = FAKE_MR;
+	fake_nmr = first; /* the driver hands out the same object again */
+	struct ibv_mr *c = reg(&fake_pd, buf + 4096, 3 * 4096, 0);
+	T_CHECK(c == a, "the fake driver should have reused the region object");
+	P_EXPECT(SAFEFORK_SOURCE_VERBS, 2, 4 * 4096, "a region object reused after a deregistration");
+	fake_next = FAKE_OK;
+	T_CHECK(dereg(b) == 0 && dereg(c) == 0, "dereg the rest");
+	P_EXPECT(SAFEFORK_SOURCE_VERBS, 0, 0, "all deregistered");
 	return 0;
 }
 

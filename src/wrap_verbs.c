@@ -34,6 +34,7 @@
 #include "pins.h"
 #include "ranges.h"
 #include "stats.h"
+#include "sysmem.h"
 #include "unshare.h"
 
 /* verbs.h values (ABI, stable since introduced): no verbs header is needed to build the wrappers. */

@@ -70,6 +70,17 @@ static int role(void)
 	T_CHECK(v_dereg_mr_11(mr) == 0 && v_dereg_mr_11(mr2) == 0, "dereg iova");
 	P_EXPECT(SRC_V, 0, 0, "dereg of the iova regions");
 
+	/* as a program built against this verbs.h writes it: the ibv_reg_mr() macro, which picks the symbol */
+	fake_next = FAKE_MR;
+	mr = reg(ibv_reg_mr(&fake_pd, buf, 4096, IBV_ACCESS_LOCAL_WRITE), "ibv_reg_mr() macro");
+	mr2 = reg(ibv_reg_mr(&fake_pd, buf + 4096, 4096, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_RELAXED_ORDERING),
+		  "ibv_reg_mr() macro with an optional access flag");
+	P_EXPECT(SRC_V, 2, 8192, "the ibv_reg_mr() macro of verbs.h");
+	P_EXPECT(SRC_P, 0, 0, "the ibv_reg_mr() macro of verbs.h");
+	fake_next = FAKE_OK;
+	T_CHECK(ibv_dereg_mr(mr) == 0 && ibv_dereg_mr(mr2) == 0, "ibv_dereg_mr()");
+	P_EXPECT(SRC_V, 0, 0, "ibv_dereg_mr() of verbs.h");
+
 	/* the same buffer twice: two regions, two ranges, each leaves with its own deregistration */
 	fake_next = FAKE_MR;
 	mr = reg(v_reg_mr_11(&fake_pd, buf, 4096, 0), "first of two");

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "engine.h"
@@ -38,6 +39,12 @@ static SF_TLS int t_depth;      /* sf_pins_lock nesting on this thread */
 static SF_TLS sigset_t t_mask;  /* the signal mask to restore */
 static SF_TLS int t_added;      /* a range entered the table under the lock */
 static int once_reserve;
+/*
+ * The process the records describe.  A child that shares our memory (vfork,
+ * CLONE_VM) has its own descriptors: its close() of an inherited ring must
+ * not withdraw our records.  Children that do not share it reset everything.
+ */
+static pid_t owner_pid;
 
 /* Ring descriptors that hold (or held) ranges, for close(): one bit per descriptor below FD_BITS. */
 #define FD_BITS 65536
@@ -61,6 +68,12 @@ static void mark_fd(uint64_t owner, int on)
 		__atomic_fetch_or(&ring_fds[fd / 64], bit, __ATOMIC_RELAXED);
 	else
 		__atomic_fetch_and(&ring_fds[fd / 64], ~bit, __ATOMIC_RELAXED);
+}
+
+int sf_pins_mine(void)
+{
+	pid_t owner = __atomic_load_n(&owner_pid, __ATOMIC_RELAXED);
+	return owner && owner == getpid();
 }
 
 int sf_pin_maybe_ring_fd(int fd)
@@ -188,6 +201,8 @@ int sf_pin_set(uint64_t owner, uint64_t index, uintptr_t start, uintptr_t end, u
 			rc = -ENOMEM;
 		else if ((rc = sf_ranges_add(start, end, flags, source)) == 0) {
 			struct pin p = { owner, index, start, end, flags, source };
+			if (!owner_pid)
+				__atomic_store_n(&owner_pid, getpid(), __ATOMIC_RELAXED);
 			put(tab, size, &p);
 			used++;
 			t_added = 1;
@@ -302,6 +317,7 @@ int sf_pin_any(uint64_t owner)
 
 void sf_pins_child_reset(void)
 {
+	owner_pid = 0;
 	memset(ring_fds, 0, sizeof(ring_fds));
 	ring_fds_high = 0;
 	if (tab)

@@ -56,6 +56,9 @@ int sf_pin_any(uint64_t owner);
  */
 int sf_pin_maybe_ring_fd(int fd);
 
+/* Are the records this process's (not a vfork()/CLONE_VM child's, which shares our memory)? */
+int sf_pins_mine(void);
+
 /*
  * Several of the above as one step (e.g. with the close of a ring between
  * them).  Nestable; signals are blocked while held, so a signal handler of

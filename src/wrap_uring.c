@@ -104,7 +104,15 @@ _Static_assert(sizeof(struct io_uring_rsrc_register) == sizeof(struct rsrc_regis
 	       "io_uring structures");
 #endif
 
-static int once_full, once_missing;
+static int once_full, once_missing, once_unreadable;
+
+/* The kernel accepted arguments we cannot read a moment later (another thread unmapped them). */
+static void unreadable(const char *what)
+{
+	sf_count(SF_C_FALLBACKS, 1);
+	sf_msg_once(&once_unreadable, "cannot read the arguments of an io_uring %s the kernel accepted (unmapped "
+		    "meanwhile?): those buffers are not tracked", what);
+}
 
 static int tracking(void)
 {
@@ -132,8 +140,10 @@ static void slots(uint64_t ring, uint32_t first, const struct iovec *iov, unsign
 		sf_pin_clear(ring, 0, SF_PIN_SLOTS_END);
 	for (unsigned i = 0; i < n;) {
 		unsigned k = n - i < 64 ? n - i : 64;
-		if (sf_peek(chunk, iov + i, k * sizeof(*iov)) < 0)
-			return; /* the kernel read it a moment ago: another thread unmapped it */
+		if (sf_peek(chunk, iov + i, k * sizeof(*iov)) < 0) {
+			unreadable("buffer registration");
+			return;
+		}
 		for (unsigned j = 0; j < k; j++) /* a NULL base is an empty (sparse) slot */
 			hold(ring, (uint64_t)first + i + j, (uintptr_t)chunk[j].iov_base, chunk[j].iov_len);
 		i += k;
@@ -147,28 +157,37 @@ static void registered(uint64_t ring, unsigned op, const void *arg, unsigned nr,
 	struct rsrc_update2 up;
 	struct buf_reg br;
 
+	/* The kernel checked the sizes (BUFFERS2 and BUFFERS_UPDATE take sizeof the structure). */
 	switch (op) {
 	case REGISTER_BUFFERS:
 		slots(ring, 0, arg, nr, 1);
 		break;
 	case REGISTER_BUFFERS2:
-		if (nr == sizeof(rr) && sf_peek(&rr, arg, sizeof(rr)) == 0)
+		if (sf_peek(&rr, arg, sizeof(rr)) < 0)
+			unreadable("buffer registration");
+		else
 			slots(ring, 0, (const struct iovec *)(uintptr_t)rr.data,
 			      rr.flags & RSRC_REGISTER_SPARSE ? 0 : rr.nr, 1);
 		break;
 	case REGISTER_BUFFERS_UPDATE: /* ret: how many slots were updated */
-		if (nr == sizeof(up) && sf_peek(&up, arg, sizeof(up)) == 0)
+		if (sf_peek(&up, arg, sizeof(up)) < 0)
+			unreadable("buffer update");
+		else
 			slots(ring, up.offset, (const struct iovec *)(uintptr_t)up.data, (unsigned)ret, 0);
 		break;
 	case UNREGISTER_BUFFERS:
 		sf_pin_clear(ring, 0, SF_PIN_SLOTS_END);
 		break;
 	case REGISTER_PBUF_RING:
-		if (sf_peek(&br, arg, sizeof(br)) == 0 && !(br.flags & PBUF_RING_MMAP))
+		if (sf_peek(&br, arg, sizeof(br)) < 0)
+			unreadable("buffer ring registration");
+		else if (!(br.flags & PBUF_RING_MMAP))
 			hold(ring, SF_PIN_BUF_RING(br.bgid), (uintptr_t)br.ring_addr, (size_t)br.ring_entries * BUF_SIZE);
 		break;
 	case UNREGISTER_PBUF_RING:
-		if (sf_peek(&br, arg, sizeof(br)) == 0)
+		if (sf_peek(&br, arg, sizeof(br)) < 0)
+			unreadable("buffer ring unregistration");
+		else
 			sf_pin_clear(ring, SF_PIN_BUF_RING(br.bgid), SF_PIN_BUF_RING(br.bgid) + 1);
 		break;
 	}
@@ -247,7 +266,7 @@ static void ring_gone(int fd, int other)
 SF_EXPORT int close(int fd)
 {
 	/* Every close() of the program passes here: one bit test unless fd is a ring with ranges. */
-	if (!sf_pin_maybe_ring_fd(fd))
+	if (!sf_pin_maybe_ring_fd(fd) || !sf_pins_mine())
 		return SF_REAL(close)(fd);
 	sf_pins_lock(); /* no other thread's ring can take this descriptor number until we are done */
 	int other = sf_pin_any(SF_PIN_RING(fd)) ? another_descriptor(fd) : -1;
@@ -406,7 +425,8 @@ SF_EXPORT void sf_opt_io_uring_queue_exit(void *ring)
 		missing("io_uring_queue_exit@" SF_VER_io_uring_queue_exit);
 		return;
 	}
-	if (tracking() && (fd = ring_fd(ring)) >= 0 && sf_pin_maybe_ring_fd(fd) && sf_pin_any(SF_PIN_RING(fd)))
+	if (tracking() && (fd = ring_fd(ring)) >= 0 && sf_pin_maybe_ring_fd(fd) && sf_pins_mine() &&
+	    sf_pin_any(SF_PIN_RING(fd)))
 		other = another_descriptor(fd);
 	else
 		fd = -1;

@@ -4,7 +4,8 @@
  * BUFFERS2 (with tags, and sparse), BUFFERS_UPDATE, UNREGISTER_BUFFERS,
  * PBUF_RING and UNREGISTER_PBUF_RING are decoded into the table (source
  * uring); close() of the ring's last descriptor takes its ranges out, a
- * dup()ed descriptor keeps them until it is closed too.  Bad pointers and
+ * dup()ed descriptor keeps them until it is closed too, and a vfork() child's
+ * close() (its own descriptor table) none of them.  Bad pointers and
  * descriptors fail in the kernel as usual (errno intact), record nothing
  * and print nothing.  Controls: SAFEFORK_MODE=off and no library.
  */
@@ -126,6 +127,14 @@ static int role(void)
 	/* the ring's end: close() of its descriptor, buffers still registered */
 	T_CHECK(reg(fd, IORING_REGISTER_BUFFERS, iov, 3) == 0, "register again");
 	P_EXPECT(SRC, 3, 6 * PG, "registered again");
+	/* a vfork() child shares our memory, not our descriptors: its close() ends nothing of ours */
+	pid_t v = vfork();
+	if (v == 0) {
+		close(fd);
+		_exit(0);
+	}
+	T_CHECK(v > 0 && t_wait(v) == 0, "vfork");
+	P_EXPECT(SRC, 3, 6 * PG, "a vfork child's close() of the ring");
 	T_CHECK(close(fd) == 0, "close");
 	P_EXPECT(SRC, 0, 0, "close() of the ring");
 

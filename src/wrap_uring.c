@@ -104,7 +104,7 @@ _Static_assert(sizeof(struct io_uring_rsrc_register) == sizeof(struct rsrc_regis
 	       "io_uring structures");
 #endif
 
-static int once_full, once_missing, once_unreadable;
+static int once_full, once_unreadable;
 
 /* The kernel accepted arguments we cannot read a moment later (another thread unmapped them). */
 static void unreadable(const char *what)
@@ -281,6 +281,9 @@ SF_EXPORT int close(int fd)
 
 /* ---------------------------------------------------------------- liburing */
 
+/* Every liburing.so.2 has io_uring_queue_exit@LIBURING_2.0: without it there is nothing to wrap. */
+#if SF_HAVE_io_uring_queue_exit
+
 /* The ring's descriptor (struct io_uring, read without faulting); -1 if unreadable. */
 static int ring_fd(const void *ring)
 {
@@ -290,6 +293,8 @@ static int ring_fd(const void *ring)
 		return -1;
 	return fd;
 }
+
+static int once_missing;
 
 static int missing(const char *what)
 {
@@ -439,3 +444,5 @@ SF_EXPORT void sf_opt_io_uring_queue_exit(void *ring)
 	}
 }
 #endif
+
+#endif /* SF_HAVE_io_uring_queue_exit */

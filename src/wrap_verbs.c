@@ -37,6 +37,9 @@
 #include "sysmem.h"
 #include "unshare.h"
 
+/* Every libibverbs since 1.1 has ibv_dereg_mr@IBVERBS_1.1: without it there is nothing to wrap. */
+#if SF_HAVE_ibv_dereg_mr
+
 /* verbs.h values (ABI, stable since introduced): no verbs header is needed to build the wrappers. */
 #define ACCESS_ON_DEMAND (1 << 6)
 #define REREG_CHANGE_TRANSLATION 1
@@ -420,3 +423,5 @@ SF_EXPORT int sf_opt_ibv_is_fork_initialized(void)
 	return r;
 }
 #endif
+
+#endif /* SF_HAVE_ibv_dereg_mr */

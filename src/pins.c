@@ -245,22 +245,6 @@ int sf_pin_range_del(uintptr_t start, uintptr_t end, unsigned int flags, unsigne
 	return rc;
 }
 
-int sf_pin_clear_mr_range(uintptr_t start, uintptr_t end, unsigned int flags)
-{
-	int found = 0, saved = errno;
-
-	sf_pins_lock();
-	for (size_t i = 0; i < size && !found; i++)
-		if (tab[i].owner >> 60 == SF_PIN_MR(0) >> 60 && tab[i].start == start && tab[i].end == end &&
-		    tab[i].flags == flags) {
-			withdraw(i);
-			found = 1;
-		}
-	sf_pins_unlock();
-	errno = saved;
-	return found;
-}
-
 void sf_pin_clear(uint64_t owner, uint64_t lo, uint64_t hi)
 {
 	int saved = errno;

@@ -36,12 +36,6 @@ long sf_pin_lookup(uint64_t owner, uint64_t index);
  */
 int sf_pin_range_add(uintptr_t start, uintptr_t end, unsigned int flags, unsigned int source);
 int sf_pin_range_del(uintptr_t start, uintptr_t end, unsigned int flags, unsigned int source);
-/*
- * A memory region that holds exactly [start, end) with these flags ended
- * without its wrapper (libibverbs's ibv_dereg_mr bound past it): withdraw
- * it.  1 when there was one.
- */
-int sf_pin_clear_mr_range(uintptr_t start, uintptr_t end, unsigned int flags);
 /* Withdraw what owner holds at every index in [lo, hi). */
 void sf_pin_clear(uint64_t owner, uint64_t lo, uint64_t hi);
 /* Everything owner holds now belongs to another owner (a ring's descriptor was dup()ed, the original closed). */

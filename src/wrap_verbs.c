@@ -8,18 +8,26 @@
  * linked: it is looked up when a wrapper first runs (interpose.c), so
  * programs that never load it never notice these wrappers.
  *
- * One pin, one range: libibverbs calls its own exported functions through
- * the PLT (ibv_reg_mr -> ibv_reg_mr_iova2 -> ibv_dontfork_range,
- * ibv_dereg_mr@1.0 -> ibv_dereg_mr).  The outermost wrapper accounts for
- * the call; the ones it reaches on the same thread only forward.  A
- * registration that bypasses the wrappers (NCCL binds ibv_reg_mr with
- * dlvsym on its own handle) still reaches ibv_dontfork_range, which then
- * records it (source verbs when libibverbs is the caller, provider
- * otherwise), and ibv_dofork_range withdraws it at deregistration.
+ * One pin, one range.  libibverbs announces every pin it makes, whichever
+ * entry point the program used, by calling its own exported
+ * ibv_dontfork_range before the registration (unless ODP) and
+ * ibv_dofork_range after the deregistration, through the PLT: those two
+ * wrappers keep the table (identical ranges count up, as rdma-core's own
+ * bookkeeping does), so a registration bound past our wrappers (NCCL's
+ * dlvsym on its own handle) and any mix of paths stay exact.  The
+ * registration wrappers make the pages the process's own before the pin,
+ * name the source (verbs, rather than provider, for calls inside them),
+ * and record per region only what libibverbs does not announce: ODP and
+ * dma-buf registrations (not pins), or a registration whose
+ * ibv_dontfork_range did not reach us (a libibverbs calling it directly).
+ * libibverbs also calls its own registration functions through the PLT
+ * (ibv_reg_mr -> ibv_reg_mr_iova2, ibv_dereg_mr@1.0 -> ibv_dereg_mr): the
+ * outermost wrapper on the thread acts, the inner ones only forward.
  *
- * The wrappers never read the program's verbs objects: a memory region's
- * range is remembered from its registration (pins.c), so a bad pointer
- * fails in libibverbs exactly as it would without us.
+ * The wrappers never read the program's verbs objects (the 1.0 and 1.1
+ * struct ibv_mr differ): what a region holds is remembered from its
+ * registration (pins.c), so a bad pointer fails in libibverbs exactly as it
+ * would without us.
  */
 #include "config.h"
 
@@ -60,8 +68,12 @@ _Static_assert(IBV_ACCESS_ON_DEMAND == ACCESS_ON_DEMAND && IBV_REREG_MR_CHANGE_T
 	       "verbs.h constants");
 #endif
 
-/* This thread is inside a wrapper that accounts for the call. */
-static SF_TLS int t_inside;
+/*
+ * This thread is inside one of our registration wrappers, and libibverbs
+ * announced the pin (ibv_dontfork_range/ibv_dofork_range reached us) since
+ * it began.
+ */
+static SF_TLS int t_inside, t_announced;
 static int once_missing, once_full;
 
 /* Called through a versioned lookup (dlvsym(RTLD_DEFAULT, ...)) while no libibverbs is loaded. */
@@ -71,11 +83,10 @@ static void missing(const char *what)
 	errno = ENOSYS;
 }
 
-/* Is this call ours to account for? */
-static int outermost(void)
+static int tracking(void)
 {
 	sf_init();
-	return sf_mode != SAFEFORK_MODE_OFF && !t_inside;
+	return sf_mode != SAFEFORK_MODE_OFF;
 }
 
 static unsigned pin_flags(int access)
@@ -89,33 +100,39 @@ static uintptr_t end_of(uintptr_t start, size_t len)
 	return start + len < start ? UINTPTR_MAX : start + len;
 }
 
-static void note(uint64_t owner, uintptr_t start, size_t len, unsigned flags)
+static void table_full(size_t len, const void *addr)
 {
-	if (sf_pin_set(owner, 0, start, end_of(start, len), flags, SF_SRC_VERBS) < 0) {
-		sf_count(SF_C_FALLBACKS, 1);
-		sf_msg_once(&once_full, "the range table is full (SAFEFORK_MAX_RANGES, or no memory): a verbs "
-			    "registration of %zu bytes at %p is not protected at fork", len, (void *)start);
-	}
+	sf_count(SF_C_FALLBACKS, 1);
+	sf_msg_once(&once_full, "the range table is full (SAFEFORK_MAX_RANGES, or no memory): a verbs "
+		    "registration of %zu bytes at %p is not protected at fork", len, addr);
 }
 
-/* Before a registration reaches libibverbs: 1 when this wrapper accounts for it. */
-static int reg_begin(const void *addr, size_t len, int access)
+/* The region mr holds [start, start+len), recorded per region. */
+static void note(void *mr, uintptr_t start, size_t len, unsigned flags)
 {
-	if (!outermost())
+	if (sf_pin_set(SF_PIN_MR(mr), 0, start, end_of(start, len), flags, SF_SRC_VERBS) < 0)
+		table_full(len, (void *)start);
+}
+
+/* Before a registration reaches libibverbs: 1 when this wrapper is the one that acts. */
+static int reg_begin(const void *addr, size_t len, unsigned flags)
+{
+	if (!tracking() || t_inside)
 		return 0;
-	if (!(access & ACCESS_ON_DEMAND))
+	if (flags != SF_RANGE_NOPIN)
 		sf_unshare_before_pin(addr, len);
-	t_inside++;
+	t_inside = 1;
+	t_announced = 0;
 	return 1;
 }
 
-/* After it: the new region holds [start, start+len). */
+/* After it: record per region what libibverbs did not announce. */
 static void *reg_end(int mine, void *mr, uintptr_t start, size_t len, unsigned flags)
 {
 	if (mine) {
-		t_inside--;
-		if (mr)
-			note(SF_PIN_MR(mr), start, len, flags);
+		t_inside = 0;
+		if (mr && (flags == SF_RANGE_NOPIN || !t_announced))
+			note(mr, start, len, flags);
 	}
 	return mr;
 }
@@ -130,7 +147,7 @@ SF_EXPORT void *sf_opt_ibv_reg_mr(void *pd, void *addr, size_t length, int acces
 		missing("ibv_reg_mr@" SF_VER_ibv_reg_mr);
 		return NULL;
 	}
-	int mine = reg_begin(addr, length, access);
+	int mine = reg_begin(addr, length, pin_flags(access));
 	return reg_end(mine, real(pd, addr, length, access), (uintptr_t)addr, length, pin_flags(access));
 }
 #endif
@@ -146,7 +163,7 @@ SF_EXPORT void *sf_compat_ibv_reg_mr(void *pd, void *addr, size_t length, int ac
 		missing("ibv_reg_mr@" SF_VERC_ibv_reg_mr);
 		return NULL;
 	}
-	int mine = reg_begin(addr, length, access);
+	int mine = reg_begin(addr, length, pin_flags(access));
 	return reg_end(mine, real(pd, addr, length, access), (uintptr_t)addr, length, pin_flags(access));
 }
 #endif
@@ -161,7 +178,7 @@ SF_EXPORT void *sf_opt_ibv_reg_mr_iova(void *pd, void *addr, size_t length, uint
 		missing("ibv_reg_mr_iova@" SF_VER_ibv_reg_mr_iova);
 		return NULL;
 	}
-	int mine = reg_begin(addr, length, access);
+	int mine = reg_begin(addr, length, pin_flags(access));
 	return reg_end(mine, real(pd, addr, length, iova, access), (uintptr_t)addr, length, pin_flags(access));
 }
 #endif
@@ -176,7 +193,7 @@ SF_EXPORT void *sf_opt_ibv_reg_mr_iova2(void *pd, void *addr, size_t length, uin
 		missing("ibv_reg_mr_iova2@" SF_VER_ibv_reg_mr_iova2);
 		return NULL;
 	}
-	int mine = reg_begin(addr, length, (int)access);
+	int mine = reg_begin(addr, length, pin_flags((int)access));
 	return reg_end(mine, real(pd, addr, length, iova, access), (uintptr_t)addr, length, pin_flags((int)access));
 }
 #endif
@@ -192,7 +209,7 @@ SF_EXPORT void *sf_opt_ibv_reg_dmabuf_mr(void *pd, uint64_t offset, size_t lengt
 		missing("ibv_reg_dmabuf_mr@" SF_VER_ibv_reg_dmabuf_mr);
 		return NULL;
 	}
-	int mine = reg_begin(NULL, 0, access);
+	int mine = reg_begin(NULL, 0, SF_RANGE_NOPIN);
 	return reg_end(mine, real(pd, offset, length, iova, fd, access), (uintptr_t)offset, length, SF_RANGE_NOPIN);
 }
 #endif
@@ -223,7 +240,7 @@ SF_EXPORT void *sf_opt_ibv_reg_mr_ex(void *pd, void *init_attr)
 	if (sf_peek(&a, init_attr, sizeof(a)) < 0 || !(a.comp_mask & (MR_MASK_ADDR | MR_MASK_FD)))
 		return real(pd, init_attr);
 	int fd_based = (a.comp_mask & MR_MASK_FD) != 0;
-	int mine = reg_begin(fd_based ? NULL : a.addr, fd_based ? 0 : a.length, a.access);
+	int mine = reg_begin(a.addr, a.length, fd_based ? SF_RANGE_NOPIN : pin_flags(a.access));
 	void *mr = real(pd, init_attr);
 	if (fd_based)
 		return reg_end(mine, mr, (uintptr_t)a.fd_offset, a.length, SF_RANGE_NOPIN);
@@ -241,8 +258,8 @@ SF_EXPORT void *sf_opt_ibv_reg_buf_mr(void *pd, void *buf, void *addr, size_t le
 		missing("ibv_reg_buf_mr@" SF_VER_ibv_reg_buf_mr);
 		return NULL;
 	}
-	/* A dma-buf backed buffer's mapping is shared: the fork path leaves it alone. */
-	int mine = reg_begin(addr, length, access);
+	/* A dma-buf backed buffer is registered fd-based and announces nothing; its mapping is shared. */
+	int mine = reg_begin(addr, length, pin_flags(access));
 	return reg_end(mine, real(pd, buf, addr, length, access), (uintptr_t)addr, length, pin_flags(access));
 }
 #endif
@@ -257,31 +274,39 @@ SF_EXPORT int sf_opt_ibv_rereg_mr(void *mr, int flags, void *pd, void *addr, siz
 		missing("ibv_rereg_mr@" SF_VER_ibv_rereg_mr);
 		return REREG_ERR_INPUT;
 	}
-	/* A region we never saw registered: libibverbs's own dontfork/dofork calls account for it. */
-	long old = outermost() ? sf_pin_lookup(SF_PIN_MR(mr), 0) : -1;
-	if (old < 0)
+	if (!tracking() || t_inside)
 		return real(mr, flags, pd, addr, length, access);
-	unsigned pin = flags & REREG_CHANGE_ACCESS ? pin_flags(access) : (unsigned)old;
+	long held = sf_pin_lookup(SF_PIN_MR(mr), 0); /* recorded per region */
+	unsigned pin = flags & REREG_CHANGE_ACCESS ? pin_flags(access)
+			: held >= 0 ? (unsigned)held : SAFEFORK_KERNEL_PIN;
 	int moves = flags & REREG_CHANGE_TRANSLATION;
 	if (moves && pin != SF_RANGE_NOPIN)
 		sf_unshare_before_pin(addr, length);
-	t_inside++;
+	t_inside = 1;
+	t_announced = 0;
 	int rc = real(mr, flags, pd, addr, length, access);
-	t_inside--;
-	if (moves && (rc == 0 || rc == REREG_ERR_DO_FORK_OLD))
-		note(SF_PIN_MR(mr), (uintptr_t)addr, length, pin);
+	t_inside = 0;
+	if (moves && (rc == 0 || rc == REREG_ERR_DO_FORK_OLD)) {
+		/* libibverbs announces any move with dontfork(new)/dofork(old), an ODP region's too: not a pin */
+		if (pin == SF_RANGE_NOPIN && t_announced)
+			sf_pin_range_del((uintptr_t)addr, end_of((uintptr_t)addr, length), SAFEFORK_KERNEL_PIN,
+					 SF_SRC_VERBS);
+		if (held >= 0 || pin == SF_RANGE_NOPIN || !t_announced)
+			note(mr, (uintptr_t)addr, length, pin);
+	}
 	return rc;
 }
 #endif
 
 static int dereg(int (*real)(void *), void *mr)
 {
-	if (!outermost() || sf_pin_lookup(SF_PIN_MR(mr), 0) < 0)
+	if (!tracking() || t_inside)
 		return real(mr);
-	t_inside++;
+	long held = sf_pin_lookup(SF_PIN_MR(mr), 0);
+	t_inside = 1; /* the ibv_dofork_range libibverbs calls now ends a region (source verbs) */
 	int rc = real(mr);
-	t_inside--;
-	if (rc == 0)
+	t_inside = 0;
+	if (rc == 0 && held >= 0)
 		sf_pin_clear(SF_PIN_MR(mr), 0, 1);
 	return rc;
 }
@@ -334,16 +359,17 @@ SF_EXPORT int sf_opt_ibv_dontfork_range(void *base, size_t size)
 		missing("ibv_dontfork_range@" SF_VER_ibv_dontfork_range);
 		return ENOSYS;
 	}
-	if (!base || !size || !outermost())
+	if (!base || !size || !tracking())
 		return real(base, size);
-	/* The kernel pins these pages next (QP/CQ/SRQ creation, or the registration that called us). */
-	sf_unshare_before_pin(base, size);
+	/* The kernel pins these pages next (QP/CQ/SRQ creation, or the registration in progress). */
+	if (!t_inside)
+		sf_unshare_before_pin(base, size); /* (a registration wrapper did it already) */
 	int rc = real(base, size);
-	if (rc == 0 && sf_pin_range_add((uintptr_t)base, end_of((uintptr_t)base, size), SAFEFORK_KERNEL_PIN,
-					source_of(__builtin_return_address(0), (void *)real)) < 0) {
-		sf_count(SF_C_FALLBACKS, 1);
-		sf_msg_once(&once_full, "the range table is full (SAFEFORK_MAX_RANGES, or no memory): a verbs "
-			    "buffer of %zu bytes at %p is not protected at fork", size, base);
+	if (rc == 0) {
+		unsigned src = t_inside ? SF_SRC_VERBS : source_of(__builtin_return_address(0), (void *)real);
+		t_announced = 1;
+		if (sf_pin_range_add((uintptr_t)base, end_of((uintptr_t)base, size), SAFEFORK_KERNEL_PIN, src) < 0)
+			table_full(size, base);
 	}
 	return rc;
 }
@@ -359,22 +385,15 @@ SF_EXPORT int sf_opt_ibv_dofork_range(void *base, size_t size)
 		missing("ibv_dofork_range@" SF_VER_ibv_dofork_range);
 		return ENOSYS;
 	}
-	if (!base || !size || !outermost())
+	if (!base || !size || !tracking())
 		return real(base, size);
 	int rc = real(base, size);
-	/*
-	 * The pin is gone whatever rdma-core's own bookkeeping says.  From
-	 * libibverbs this is the end of a memory region deregistered past our
-	 * wrapper: if our wrapper saw it registered, its record goes (it must
-	 * not linger to be withdrawn again when the address is reused).
-	 */
+	/* The pin is gone whatever rdma-core's own bookkeeping says. */
 	uintptr_t start = (uintptr_t)base, end = end_of(start, size);
-	unsigned src = source_of(__builtin_return_address(0), (void *)real);
-	if (src == SF_SRC_VERBS && sf_pin_clear_mr_range(start, end, SAFEFORK_KERNEL_PIN))
-		return rc;
-	if (sf_pin_range_del(start, end, SAFEFORK_KERNEL_PIN, src) < 0 &&
-	    sf_pin_range_del(start, end, SAFEFORK_KERNEL_PIN, src == SF_SRC_VERBS ? SF_SRC_PROVIDER : SF_SRC_VERBS) < 0)
-		sf_pin_clear_mr_range(start, end, SAFEFORK_KERNEL_PIN);
+	unsigned src = t_inside ? SF_SRC_VERBS : source_of(__builtin_return_address(0), (void *)real);
+	t_announced = 1;
+	if (sf_pin_range_del(start, end, SAFEFORK_KERNEL_PIN, src) < 0)
+		sf_pin_range_del(start, end, SAFEFORK_KERNEL_PIN, src == SF_SRC_VERBS ? SF_SRC_PROVIDER : SF_SRC_VERBS);
 	return rc;
 }
 #endif

@@ -157,6 +157,8 @@ static void registered(uint64_t ring, unsigned op, const void *arg, unsigned nr,
 	struct rsrc_update2 up;
 	struct buf_reg br;
 
+	/* One step for the whole table (up to 16384 slots): one lock, one scratch reservation. */
+	sf_pins_lock();
 	/* The kernel checked the sizes (BUFFERS2 and BUFFERS_UPDATE take sizeof the structure). */
 	switch (op) {
 	case REGISTER_BUFFERS:
@@ -191,6 +193,7 @@ static void registered(uint64_t ring, unsigned op, const void *arg, unsigned nr,
 			sf_pin_clear(ring, SF_PIN_BUF_RING(br.bgid), SF_PIN_BUF_RING(br.bgid) + 1);
 		break;
 	}
+	sf_pins_unlock();
 }
 
 static void decode(unsigned fd, unsigned op, const void *arg, unsigned nr, long ret)
@@ -353,8 +356,11 @@ SF_EXPORT int sf_opt_io_uring_register_buffers_update_tag(void *ring, unsigned i
 	if (!real)
 		return missing("io_uring_register_buffers_update_tag@" SF_VER_io_uring_register_buffers_update_tag);
 	int ret = real(ring, off, iov, tags, nr);
-	if (ret > 0 && tracking() && (fd = ring_fd(ring)) >= 0)
+	if (ret > 0 && tracking() && (fd = ring_fd(ring)) >= 0) {
+		sf_pins_lock();
 		slots(SF_PIN_RING(fd), off, iov, (unsigned)ret, 0);
+		sf_pins_unlock();
+	}
 	return ret;
 }
 #endif

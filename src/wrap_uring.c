@@ -19,10 +19,10 @@
  * an update, and the ring's end: io_uring_queue_exit(), or close() of the
  * ring's last descriptor in this process (a dup()ed descriptor inherits the
  * ranges; a descriptor another process holds is not counted: the ring is
- * of no more use to this one).  dup2()/close_range() over a ring, and
- * rings named by a registered-ring index, are only followed through
- * unregistration; a later registration on a reused descriptor replaces
- * what was recorded for it.
+ * of no more use to this one).  dup2()/close_range() over a ring are not
+ * followed, nor the close of a registered-ring index outside
+ * io_uring_queue_exit; a later registration on a reused descriptor
+ * replaces what was recorded for it.
  *
  * No unsharing before these pins: pinning for write breaks copy-on-write
  * sharing in the kernel itself.
@@ -93,10 +93,17 @@ struct uring_head {
 	unsigned cq_rest[4];
 	unsigned flags;
 	int ring_fd;
+	unsigned features;
+	int enter_ring_fd;    /* liburing 2.2+: the registered-ring index, when int_flags has REG_RING */
+	uint8_t int_flags;
 };
+#define INT_FLAG_REG_RING 1
 #ifdef HAVE_LIBURING
 #include <liburing.h>
-_Static_assert(offsetof(struct io_uring, ring_fd) == offsetof(struct uring_head, ring_fd), "liburing layout");
+_Static_assert(offsetof(struct io_uring, ring_fd) == offsetof(struct uring_head, ring_fd) &&
+		       offsetof(struct io_uring, enter_ring_fd) == offsetof(struct uring_head, enter_ring_fd) &&
+		       offsetof(struct io_uring, int_flags) == offsetof(struct uring_head, int_flags),
+	       "liburing layout");
 _Static_assert(sizeof(struct io_uring_rsrc_register) == sizeof(struct rsrc_register) &&
 		       sizeof(struct io_uring_rsrc_update2) == sizeof(struct rsrc_update2) &&
 		       sizeof(struct io_uring_buf_reg) == sizeof(struct buf_reg) &&
@@ -287,14 +294,19 @@ SF_EXPORT int close(int fd)
 /* Every liburing.so.2 has io_uring_queue_exit@LIBURING_2.0: without it there is nothing to wrap. */
 #if SF_HAVE_io_uring_queue_exit
 
-/* The ring's descriptor (struct io_uring, read without faulting); -1 if unreadable. */
-static int ring_fd(const void *ring)
+/*
+ * Who a struct io_uring is to us (read without faulting): its descriptor,
+ * or for a ring that has none (IORING_SETUP_REGISTERED_FD_ONLY, liburing
+ * 2.5+) its registered index.  0 if unreadable.
+ */
+static uint64_t ring_owner(const void *ring, struct uring_head *h)
 {
-	int fd;
-
-	if (!ring || sf_peek(&fd, (const char *)ring + offsetof(struct uring_head, ring_fd), sizeof(fd)) < 0)
-		return -1;
-	return fd;
+	if (!ring || sf_peek(&h->ring_fd, (const char *)ring + offsetof(struct uring_head, ring_fd),
+			     offsetof(struct uring_head, int_flags) + 1 - offsetof(struct uring_head, ring_fd)) < 0)
+		return 0;
+	if (h->ring_fd >= 0)
+		return SF_PIN_RING(h->ring_fd);
+	return h->int_flags & INT_FLAG_REG_RING && h->enter_ring_fd >= 0 ? SF_PIN_RING_REG(h->enter_ring_fd) : 0;
 }
 
 static int once_missing;
@@ -308,10 +320,11 @@ static int missing(const char *what)
 /* After a liburing call that returned ret (>= 0: success): decode it as the system call it made. */
 static void made(const void *ring, unsigned op, const void *arg, unsigned nr, long ret)
 {
-	int fd;
+	struct uring_head h;
+	uint64_t owner;
 
-	if (ret >= 0 && tracking() && (fd = ring_fd(ring)) >= 0)
-		registered(SF_PIN_RING(fd), op, arg, nr, ret);
+	if (ret >= 0 && tracking() && (owner = ring_owner(ring, &h)))
+		registered(owner, op, arg, nr, ret);
 }
 
 #if SF_HAVE_io_uring_register_buffers
@@ -351,14 +364,15 @@ SF_EXPORT int sf_opt_io_uring_register_buffers_update_tag(void *ring, unsigned i
 {
 	int (*real)(void *, unsigned int, const struct iovec *, const uint64_t *, unsigned int) =
 		SF_NEXT(io_uring_register_buffers_update_tag);
-	int fd;
+	struct uring_head h;
+	uint64_t owner;
 
 	if (!real)
 		return missing("io_uring_register_buffers_update_tag@" SF_VER_io_uring_register_buffers_update_tag);
 	int ret = real(ring, off, iov, tags, nr);
-	if (ret > 0 && tracking() && (fd = ring_fd(ring)) >= 0) {
+	if (ret > 0 && tracking() && (owner = ring_owner(ring, &h))) {
 		sf_pins_lock();
-		slots(SF_PIN_RING(fd), off, iov, (unsigned)ret, 0);
+		slots(owner, off, iov, (unsigned)ret, 0);
 		sf_pins_unlock();
 	}
 	return ret;
@@ -430,24 +444,30 @@ SF_OPT_SYMVER(io_uring_queue_exit);
 SF_EXPORT void sf_opt_io_uring_queue_exit(void *ring)
 {
 	void (*real)(void *) = SF_NEXT(io_uring_queue_exit);
-	int fd = -1, other = -1;
+	struct uring_head h;
+	uint64_t owner = 0;
+	int other = -1;
 
 	if (!real) {
 		missing("io_uring_queue_exit@" SF_VER_io_uring_queue_exit);
 		return;
 	}
-	if (tracking() && (fd = ring_fd(ring)) >= 0 && sf_pin_maybe_ring_fd(fd) && sf_pins_mine() &&
-	    sf_pin_any(SF_PIN_RING(fd)))
-		other = another_descriptor(fd);
-	else
-		fd = -1;
+	if (tracking() && sf_pins_mine() && (owner = ring_owner(ring, &h)) && SF_PIN_IS_RING(owner) &&
+	    sf_pin_maybe_ring_fd(h.ring_fd) && sf_pin_any(owner))
+		other = another_descriptor(h.ring_fd);
 	real(ring);
+	if (!owner)
+		return;
 	/* Not under our lock: an older liburing closes through close(), which takes it (and then finds nothing). */
-	if (fd >= 0) {
-		sf_pins_lock();
-		ring_gone(fd, other);
-		sf_pins_unlock();
-	}
+	sf_pins_lock();
+	if (SF_PIN_IS_RING(owner))
+		ring_gone(h.ring_fd, other);
+	else
+		sf_pin_clear(owner, 0, UINT64_MAX);
+	/* It unregisters its registered index too: what was recorded under it goes. */
+	if (h.int_flags & INT_FLAG_REG_RING && SF_PIN_IS_RING(owner))
+		sf_pin_clear(SF_PIN_RING_REG(h.enter_ring_fd), 0, UINT64_MAX);
+	sf_pins_unlock();
 }
 #endif
 

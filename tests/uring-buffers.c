@@ -4,7 +4,8 @@
  * _tags and io_uring_register() (liburing's raw call); an update through
  * io_uring_register_buffers_update_tag replaces a slot's range (a NULL
  * iovec empties it); io_uring_unregister_buffers and io_uring_queue_exit
- * take them all out.  The buffers are protected at fork (copy).
+ * take them all out, also those registered through the ring's registered
+ * index.  The buffers are protected at fork (copy).
  * Controls: with SAFEFORK_MODE=off and without the library the calls
  * behave the same and the table stays empty.
  */
@@ -77,6 +78,22 @@ static int role(void)
 	/* the ring ends with buffers still registered: the kernel unpins them */
 	io_uring_queue_exit(&ring);
 	P_EXPECT(SRC, 0, 0, "io_uring_queue_exit@LIBURING_2.0");
+
+	/* through the ring's registered index (IORING_REGISTER_USE_REGISTERED_RING, 6.3+): gone with the ring too */
+	ring_init(&ring);
+	if (io_uring_register_ring_fd(&ring) == 1) {
+		r = io_uring_register((unsigned)ring.enter_ring_fd, IORING_REGISTER_BUFFERS | (1u << 31), iov, 2);
+		if (r == 0) {
+			P_EXPECT(SRC, 2, 3 * PG, "registered through the registered-ring index");
+			io_uring_queue_exit(&ring);
+			P_EXPECT(SRC, 0, 0, "io_uring_queue_exit of a ring registered by index");
+		} else {
+			t_note("no IORING_REGISTER_USE_REGISTERED_RING in this kernel: %s", strerror(-r));
+			io_uring_queue_exit(&ring);
+		}
+	} else {
+		io_uring_queue_exit(&ring);
+	}
 
 	/* the same buffer in two slots: two ranges, which leave together */
 	ring_init(&ring);

@@ -35,6 +35,7 @@
 #include "interpose.h"
 #include "lock.h"
 #include "msg.h"
+#include "pins.h"
 #include "probe.h"
 #include "ranges.h"
 #include "staging.h"
@@ -255,6 +256,8 @@ static void note_edges(size_t nexact)
 /* The policy a registration asks for: its own flag, else the process-wide mode. */
 static unsigned policy_of(unsigned flags, enum safefork_mode mode)
 {
+	if (flags & SF_RANGE_NOPIN)
+		return P_NONE;
 	if (flags & SAFEFORK_COPY)
 		return P_COPY;
 	if (flags & SAFEFORK_WIPE)
@@ -756,6 +759,7 @@ void sf_engine_child(void)
 	sf_lock_reset(&engine_lock);
 	if (!t_active) {
 		sf_ranges_child_reset();
+		sf_pins_child_reset();
 		errno = saved;
 		return;
 	}
@@ -773,6 +777,7 @@ void sf_engine_child(void)
 		sf_staging_child();
 	/* The child's memory is not pinned by anyone: it starts with an empty table. */
 	sf_ranges_child_reset();
+	sf_pins_child_reset();
 	if (E.views)
 		munmap(E.views, E.views_cap * sizeof(*E.views));
 	if (E.segs)

@@ -35,12 +35,38 @@ static void resolve(void **slot, const char *name, const char *version)
 	__atomic_store_n(slot, p, __ATOMIC_RELEASE);
 }
 
+void *sf_next_optional(void **slot, const char *name, const char *version, const char *soname)
+{
+	void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+	if (p || !version)
+		return p;
+	/* Exactly this version: an old caller must not silently become a caller of a newer one. */
+	p = dlvsym(RTLD_NEXT, name, version);
+	if (!p && soname) {
+		/*
+		 * Loaded RTLD_LOCAL (a plugin's dlopen, as NCCL does): outside
+		 * the global scope RTLD_NEXT searches, but its own calls reach
+		 * our wrappers.  Find it by name without loading it; the handle
+		 * is kept, so it stays loaded while we hold its functions.
+		 */
+		void *h = dlopen(soname, RTLD_LAZY | RTLD_NOLOAD);
+		if (h)
+			p = dlvsym(h, name, version);
+	}
+	if (p)
+		__atomic_store_n(slot, p, __ATOMIC_RELEASE);
+	return p;
+}
+
 void sf_interpose_init(void)
 {
-	/* Each line of interceptors.def becomes one lookup of name@its version. */
-#define SF_INTERCEPTOR(lib, ret, name, params) resolve((void **)&sf_real_##name, #name, SF_VER_##name);
-#define SF_COMPAT(lib, ret, name, params) \
-	if (SF_HAVEC_##name)              \
+	/* Each C library line of interceptors.def becomes one lookup of name@its version. */
+#define SF_INTERCEPTOR(lib, ret, name, params) \
+	if (SF_EAGER_##lib)                    \
+		resolve((void **)&sf_real_##name, #name, SF_VER_##name);
+#define SF_COMPAT(lib, ret, name, params)     \
+	if (SF_EAGER_##lib && SF_HAVEC_##name) \
 		resolve((void **)&sf_realc_##name, #name, SF_VERC_##name);
 #include "interceptors.def"
 #undef SF_INTERCEPTOR

@@ -153,7 +153,7 @@ static void emit(const char *line, size_t n)
 	while (write(fd, line, n) < 0 && errno == EINTR)
 		;
 	if (opened)
-		close(fd);
+		sf_close(fd);
 }
 
 void sf_msg(const char *fmt, ...)

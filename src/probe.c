@@ -146,8 +146,8 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 		goto out_pipe;
 	}
 	/* Only the child writes sync and reads hold: a child that dies reads as EOF here. */
-	close(sync[1]);
-	close(hold[0]);
+	sf_close(sync[1]);
+	sf_close(hold[0]);
 	sync[1] = hold[0] = -1;
 	uint64_t child = 0;
 	if (read(sync[0], &child, sizeof(child)) == sizeof(child)) {
@@ -160,7 +160,7 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 		*why = "probe child failed";
 	}
 	int status = 0;
-	close(hold[1]);
+	sf_close(hold[1]);
 	hold[1] = -1;
 	while (waitpid((pid_t)pid, &status, __WCLONE) < 0 && errno == EINTR)
 		;
@@ -169,12 +169,12 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 out_pipe:
 	for (int i = 0; i < 2; i++) {
 		if (sync[i] >= 0)
-			close(sync[i]);
+			sf_close(sync[i]);
 		if (hold[i] >= 0)
-			close(hold[i]);
+			sf_close(hold[i]);
 	}
 out_close:
-	close(ring);
+	sf_close(ring);
 out_unmap:
 	munmap(p, len);
 	return rc;

@@ -192,13 +192,13 @@ out:
 	return rc;
 }
 
-int sf_ranges_del(uintptr_t start, uintptr_t end)
+static int del(uintptr_t start, uintptr_t end, long want_flags, unsigned int source)
 {
 	int rc = 0;
 	long pos;
 
 	sf_lock(&wlock);
-	pos = hash_find(start, end, -1, 0);
+	pos = hash_find(start, end, want_flags, source);
 	if (pos < 0) {
 		rc = -ENOENT;
 		goto out;
@@ -217,6 +217,16 @@ int sf_ranges_del(uintptr_t start, uintptr_t end)
 out:
 	sf_unlock(&wlock);
 	return rc;
+}
+
+int sf_ranges_del(uintptr_t start, uintptr_t end)
+{
+	return del(start, end, -1, 0);
+}
+
+int sf_ranges_del_exact(uintptr_t start, uintptr_t end, unsigned int flags, unsigned int source)
+{
+	return del(start, end, (long)flags, source);
 }
 
 size_t sf_ranges_snapshot(struct sf_range_view *out, size_t cap)

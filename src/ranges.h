@@ -21,10 +21,20 @@ struct sf_range_view {
 	unsigned int source; /* enum sf_source */
 };
 
+/*
+ * Flag bit beside the safefork.h ones, for ranges the wrappers learn:
+ * registered with a device but not pinned (ODP, dma-buf).  Recorded so the
+ * statistics show them; never protected or reported at fork (the device
+ * follows the process's page tables, or the memory is not the process's).
+ */
+#define SF_RANGE_NOPIN 0x10000u
+
 /* Returns 0 or a negative errno (-ENOMEM when the table cannot grow). */
 int sf_ranges_add(uintptr_t start, uintptr_t end, unsigned int flags, unsigned int source);
 /* Returns 0 or -ENOENT. */
 int sf_ranges_del(uintptr_t start, uintptr_t end);
+/* Only a registration with exactly these flags and source; 0 or -ENOENT. */
+int sf_ranges_del_exact(uintptr_t start, uintptr_t end, unsigned int flags, unsigned int source);
 
 /*
  * Copy the live registrations into out[0..cap).  Lock-free and

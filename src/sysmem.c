@@ -1,7 +1,10 @@
 /* sysmem.c - the library's own memory, straight from the kernel. */
 #include "config.h"
 
+#include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "sysmem.h"
 
@@ -19,4 +22,26 @@ void *sf_map(size_t len)
 	 */
 	sf_madvise(p, len, MADV_DONTDUMP);
 	return p;
+}
+
+int sf_peek(void *dst, const void *src, size_t len)
+{
+	struct iovec local = { dst, len };
+	struct iovec remote = { (void *)(uintptr_t)src, len };
+
+	if (!src)
+		return -1;
+	if (!len)
+		return 0;
+	int saved = errno;
+	long n = sf_syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0);
+	int e = errno;
+	errno = saved;
+	if (n == (long)len)
+		return 0;
+	if (n >= 0 || e == EFAULT)
+		return -1;
+	/* process_vm_readv refused (seccomp, old kernel): the pointer is the program's to vouch for. */
+	memcpy(dst, src, len);
+	return 0;
 }

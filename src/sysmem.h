@@ -51,7 +51,22 @@ static inline int sf_madvise(void *addr, size_t len, int advice)
 	return (int)sf_syscall(SYS_madvise, addr, len, advice);
 }
 
+/*
+ * close() for the library's own descriptors: straight to the kernel, past
+ * the library's close() wrapper (which watches for io_uring rings).
+ */
+static inline int sf_close(int fd)
+{
+	return (int)sf_syscall(SYS_close, fd);
+}
+
 /* Private, zeroed, never merged with the program's mappings; NULL when the kernel says no. */
 void *sf_map(size_t len);
+
+/*
+ * Copy len bytes of the program's memory at src into dst without faulting
+ * on a bad pointer: 0, or -1 when it is not readable.  errno is kept.
+ */
+int sf_peek(void *dst, const void *src, size_t len);
 
 #endif

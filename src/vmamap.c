@@ -53,6 +53,12 @@ static void parse_line(const char *l, const char *end, struct sf_vma *v)
 int sf_maps_foreach(int (*cb)(const struct sf_vma *vma, void *arg), void *arg)
 {
 	static char buf[16384]; /* the fork path is serialised by the engine lock */
+
+	return sf_maps_foreach_in(buf, sizeof(buf), cb, arg);
+}
+
+int sf_maps_foreach_in(char *buf, size_t size, int (*cb)(const struct sf_vma *vma, void *arg), void *arg)
+{
 	size_t have = 0;
 	int fd = (int)sf_syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	int stop = 0;
@@ -60,7 +66,7 @@ int sf_maps_foreach(int (*cb)(const struct sf_vma *vma, void *arg), void *arg)
 	if (fd < 0)
 		return -errno;
 	while (!stop) {
-		ssize_t r = read(fd, buf + have, sizeof(buf) - have);
+		ssize_t r = read(fd, buf + have, size - have);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -75,9 +81,9 @@ int sf_maps_foreach(int (*cb)(const struct sf_vma *vma, void *arg), void *arg)
 		}
 		have -= (size_t)(line - buf);
 		memmove(buf, line, have);
-		if (have == sizeof(buf)) /* a line longer than the buffer: drop it */
+		if (have == size) /* a line longer than the buffer: drop it */
 			have = 0;
 	}
-	close(fd);
+	sf_close(fd);
 	return 0;
 }

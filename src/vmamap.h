@@ -2,6 +2,7 @@
 #ifndef SF_VMAMAP_H
 #define SF_VMAMAP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct sf_vma {
@@ -18,5 +19,7 @@ struct sf_vma {
  * Returns 0, or a negative errno when the file cannot be read (EMFILE, no /proc).
  */
 int sf_maps_foreach(int (*cb)(const struct sf_vma *vma, void *arg), void *arg);
+/* The same with the caller's buffer (sf_maps_foreach's own is the fork path's, under the engine lock). */
+int sf_maps_foreach_in(char *buf, size_t size, int (*cb)(const struct sf_vma *vma, void *arg), void *arg);
 
 #endif

@@ -4,7 +4,8 @@
  * Programs and old liburing make system calls through libc's syscall().
  * Those that create a process copying the address space (SYS_fork, SYS_clone
  * and SYS_clone3 without CLONE_VM) go to the C side (wrap_syscall.c), which
- * drives the engine.  Everything else goes straight to libc's syscall() by a
+ * drives the engine; so does SYS_io_uring_register, whose buffer
+ * registrations wrap_uring.c records.  Everything else goes straight to libc's syscall() by a
  * tail jump, with no frame of ours: a vfork-style child (SYS_vfork, CLONE_VM
  * without a new stack) runs on the caller's stack until it execs, and a
  * wrapper frame there would be overwritten under the waiting parent.
@@ -34,6 +35,8 @@ syscall:
 	je	.Lshared
 	cmpq	$SYS_clone3, %rdi
 	je	.Lclone3
+	cmpq	$SYS_io_uring_register, %rdi	/* may pin memory: wrap_uring.c decodes it */
+	je	.Lslow
 .Lnext:
 	movq	sf_real_syscall(%rip), %rax
 	testq	%rax, %rax

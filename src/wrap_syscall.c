@@ -1,6 +1,7 @@
 /*
  * wrap_syscall.c - the C side of the syscall() wrapper: raw SYS_fork,
- * SYS_clone and SYS_clone3 that copy the address space.  The assembly front
+ * SYS_clone and SYS_clone3 that copy the address space (io_uring_register
+ * goes on to wrap_uring.c).  The assembly front
  * (wrap_syscall.S) sends everything else to libc directly.
  *
  * A raw clone with a stack of its own cannot be protected: its child starts
@@ -13,7 +14,6 @@
 #include <sched.h>
 #include <stdint.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -33,22 +33,7 @@ _Static_assert(SAFEFORK_ENTRY_SYSCALL == 3 && SAFEFORK_MODE_OFF == 5, "constants
 /* Word i of the caller's struct clone_args, without faulting on a bad pointer; -1 when unreadable. */
 static int read_clone_arg(const void *args, unsigned i, uint64_t *out)
 {
-	struct iovec local = { out, sizeof(*out) };
-	struct iovec remote = { (uint64_t *)(uintptr_t)args + i, sizeof(*out) };
-
-	if (!args)
-		return -1;
-	int saved = errno;
-	long n = sf_syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0);
-	int e = errno;
-	errno = saved;
-	if (n == (long)sizeof(*out))
-		return 0;
-	if (n < 0 && e == EFAULT)
-		return -1;
-	/* process_vm_readv refused (seccomp, old kernel): the pointer is the program's to vouch for. */
-	*out = ((const volatile uint64_t *)args)[i];
-	return 0;
+	return args ? sf_peek(out, (const uint64_t *)args + i, sizeof(*out)) : -1;
 }
 
 SF_HIDDEN int sf_clone3_shares_vm(const void *args)
@@ -60,12 +45,17 @@ SF_HIDDEN int sf_clone3_shares_vm(const void *args)
 
 static int once_own_stack;
 
+/* wrap_uring.c: io_uring_register(2) through syscall(). */
+long sf_uring_syscall(long fd, long op, long arg, long nr, long a5, long a6);
+
 SF_HIDDEN long sf_syscall_slow(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	void *caller = __builtin_return_address(0); /* the front jumped here: this is the program's call site */
 	int protectable = 1;
 	uint64_t stack = 0;
 
+	if (nr == SYS_io_uring_register)
+		return sf_uring_syscall(a1, a2, a3, a4, a5, a6);
 	sf_init();
 	if (nr == SYS_clone)
 		protectable = a2 == 0;

@@ -81,10 +81,11 @@ static uint64_t pagemap(const void *addr)
 
 #ifdef HAVE_LINUX_IO_URING_H
 /*
- * Does fork copy a pinned page of this kind for the child?  Returns 1/0, or
- * -1 when the probe cannot run (reason in *why).
+ * Does fork copy a pinned page of this kind for the child?  Runs in a
+ * throw-away child of the program (see probe_one): returns 1/0, or -1 when
+ * the probe cannot run (reason in *why).
  */
-static int probe_one(int huge, const char **why, int *by_pfn)
+static int probe_here(int huge, const char **why, int *by_pfn)
 {
 	size_t len = huge ? 2ul << 20 : sf_page_size;
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (huge ? MAP_HUGETLB : 0);
@@ -104,53 +105,42 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 		*why = errno == ENOSYS ? "io_uring not in this kernel"
 			: errno == EPERM ? "io_uring disabled (sysctl kernel.io_uring_disabled or seccomp)"
 					 : "io_uring_setup failed";
-		goto out_unmap;
+		return -1;
 	}
 	struct iovec iov = { p, len };
 	if (sf_syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
 		*why = errno == ENOMEM ? "cannot pin (RLIMIT_MEMLOCK)" : "io_uring buffer registration failed";
-		goto out_close;
+		return -1;
 	}
 	uint64_t before = pagemap(p);
 	if (!(before & PM_PRESENT)) {
 		*why = "/proc/self/pagemap unreadable";
-		goto out_close;
+		return -1;
 	}
 	*by_pfn = PM_PFN(before) != 0;
 	if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0) {
 		*why = "no descriptors";
-		goto out_pipe;
+		return -1;
 	}
-	/*
-	 * A raw clone: no atfork handlers, exit signal 0 so the program's SIGCHLD
-	 * handling never sees it.  It is still a fork of the whole process, so
-	 * the engine protects the registered ranges around it: the probe must not
-	 * cause the corruption it looks for.
-	 */
-	int active = sf_engine_prepare(SF_ENTRY_PROBE, NULL);
 	long pid = sf_syscall(SYS_clone, 0 /* exit signal none */, 0, 0, 0, 0);
 	if (pid == 0) {
-		/* Only raw system calls here: this child has no working C library state. */
 		uint64_t mine = pagemap(p);
 		char c;
 		if (sf_syscall(SYS_write, sync[1], &mine, sizeof(mine)) != sizeof(mine))
 			sf_syscall(SYS_exit_group, 1);
 		sf_syscall(SYS_close, hold[1]);
-		sf_syscall(SYS_read, hold[0], &c, 1); /* stay alive (mapping the page) until the parent has looked */
+		sf_syscall(SYS_read, hold[0], &c, 1); /* stay alive (mapping the page) until the prober has looked */
 		sf_syscall(SYS_exit_group, 0);
 	}
-	if (active) /* as for a failed fork: the probe child never takes the staging */
-		sf_engine_parent(-1);
 	if (pid < 0) {
 		*why = "clone failed";
-		goto out_pipe;
+		return -1;
 	}
-	/* Only the child writes sync and reads hold: a child that dies reads as EOF here. */
-	sf_close(sync[1]);
-	sf_close(hold[0]);
-	sync[1] = hold[0] = -1;
+	/* Only the grandchild writes sync and reads hold: one that dies reads as EOF here. */
+	sf_syscall(SYS_close, sync[1]);
+	sf_syscall(SYS_close, hold[0]);
 	uint64_t child = 0;
-	if (read(sync[0], &child, sizeof(child)) == sizeof(child)) {
+	if (sf_syscall(SYS_read, sync[0], &child, sizeof(child)) == sizeof(child)) {
 		uint64_t parent = pagemap(p);
 		if (*by_pfn)
 			rc = PM_PFN(child) != 0 && PM_PFN(child) != PM_PFN(parent);
@@ -159,25 +149,60 @@ static int probe_one(int huge, const char **why, int *by_pfn)
 	} else {
 		*why = "probe child failed";
 	}
-	int status = 0;
-	sf_close(hold[1]);
-	hold[1] = -1;
-	while (waitpid((pid_t)pid, &status, __WCLONE) < 0 && errno == EINTR)
-		;
-	if (rc < 0 && WIFSIGNALED(status))
-		*why = "probe child killed by a signal";
-out_pipe:
-	for (int i = 0; i < 2; i++) {
-		if (sync[i] >= 0)
-			sf_close(sync[i]);
-		if (hold[i] >= 0)
-			sf_close(hold[i]);
+	return rc; /* the prober exits: its ring, pipes and grandchild go with it */
+}
+
+/*
+ * The probe runs in a throw-away child (a raw clone: no atfork handlers,
+ * exit signal 0 so the program's SIGCHLD handling never sees it), never in
+ * the program itself: tearing down an io_uring instance interrupts the
+ * blocking system call its creator is in a few milliseconds later (a pipe
+ * write returns short, epoll_wait fails with EINTR), which a program that
+ * only registered a buffer must never see.  The clone is still a fork of the
+ * whole program, so the engine protects the registered ranges around it:
+ * the probe must not cause the corruption it looks for.
+ */
+struct probe_result {
+	int rc, by_pfn;
+	const char *why; /* a string of this library: same address in the prober */
+};
+
+static int probe_one(int huge, const char **why, int *by_pfn)
+{
+	struct probe_result res = { -1, 0, "no descriptors" };
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		*why = res.why;
+		return -1;
 	}
-out_close:
-	sf_close(ring);
-out_unmap:
-	munmap(p, len);
-	return rc;
+	int active = sf_engine_prepare(SF_ENTRY_PROBE, NULL);
+	long pid = sf_syscall(SYS_clone, 0 /* exit signal none */, 0, 0, 0, 0);
+	if (pid == 0) {
+		/* The prober: a copy of the program whose memory it never touches. */
+		res.why = "probe failed";
+		res.rc = probe_here(huge, &res.why, &res.by_pfn);
+		sf_syscall(SYS_write, fds[1], &res, sizeof(res));
+		sf_syscall(SYS_exit_group, 0);
+	}
+	if (active) /* as for a failed fork: the prober never takes the staging */
+		sf_engine_parent(-1);
+	sf_close(fds[1]);
+	if (pid < 0) {
+		res.why = "clone failed";
+	} else {
+		long n;
+		while ((n = sf_syscall(SYS_read, fds[0], &res, sizeof(res))) < 0 && errno == EINTR)
+			;
+		if (n != (long)sizeof(res))
+			res = (struct probe_result){ -1, 0, "the prober died" };
+		while (sf_syscall(SYS_wait4, pid, NULL, __WCLONE, NULL) < 0 && errno == EINTR)
+			;
+	}
+	sf_close(fds[0]);
+	*why = res.why;
+	*by_pfn = res.by_pfn;
+	return res.rc;
 }
 #endif
 

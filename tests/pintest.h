@@ -7,7 +7,9 @@
 
 #include <dlfcn.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "safefork.h"
@@ -26,11 +28,7 @@ static inline struct safefork_stats p_stats(void)
 }
 
 /* Does this run record registrations (library preloaded, mode not off)? */
-static inline int p_tracking(void)
-{
-	const char *m = getenv("SAFEFORK_MODE");
-	return t_lib_loaded() && !(m && !strcmp(m, "off"));
-}
+#define p_tracking t_lib_active
 
 /* Does this run copy registered ranges at fork (SAFEFORK_MODE=copy with the library)? */
 static inline int p_copying(void)
@@ -38,6 +36,29 @@ static inline int p_copying(void)
 	const char *m = getenv("SAFEFORK_MODE");
 	return p_tracking() && m && !strcmp(m, "copy");
 }
+
+/* A fork and its exit: protected exactly when this run copies (what names the ranges). */
+static inline void p_fork_protected_iff_copying(const char *what)
+{
+	struct safefork_stats before = p_stats();
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(0);
+	T_CHECK(pid > 0 && t_wait(pid) == 0, "fork");
+	T_CHECK((p_stats().forks_protected - before.forks_protected == 1) == p_copying(),
+		"%s must be protected at fork in copy mode, and only then", what);
+}
+
+#ifdef LIB_URING_H
+/* A small ring, or SKIP where io_uring is not available. */
+static inline void p_ring_init(struct io_uring *ring)
+{
+	int r = io_uring_queue_init(8, ring, 0);
+	if (r == -ENOSYS || r == -EPERM)
+		t_skip("io_uring is not available here: %s", strerror(-r));
+	T_CHECK(r == 0, "io_uring_queue_init: %s", strerror(-r));
+}
+#endif
 
 /*
  * The table holds n ranges of `bytes` in total from this source when

@@ -20,14 +20,6 @@
 #define SRC SAFEFORK_SOURCE_URING
 #define PG 4096
 
-static void ring_init(struct io_uring *ring)
-{
-	int r = io_uring_queue_init(8, ring, 0);
-	if (r == -ENOSYS || r == -EPERM)
-		t_skip("io_uring is not available here: %s", strerror(-r));
-	T_CHECK(r == 0, "io_uring_queue_init: %s", strerror(-r));
-}
-
 static int role(void)
 {
 	struct io_uring ring;
@@ -35,20 +27,14 @@ static int role(void)
 	struct iovec iov[3] = { { b, PG }, { b + 2 * PG, 2 * PG }, { b + 8 * PG + 100, 1000 } };
 	__u64 tags[3] = { 1, 2, 3 };
 
-	ring_init(&ring);
+	p_ring_init(&ring);
 	int r = io_uring_register_buffers(&ring, iov, 2);
 	if (r == -ENOMEM)
 		t_skip("cannot pin memory (RLIMIT_MEMLOCK)");
 	T_CHECK(r == 0, "io_uring_register_buffers: %s", strerror(-r));
 	P_EXPECT(SRC, 2, 3 * PG, "io_uring_register_buffers@LIBURING_2.0");
 
-	struct safefork_stats before = p_stats();
-	pid_t pid = fork();
-	if (pid == 0)
-		_exit(0);
-	T_CHECK(pid > 0 && t_wait(pid) == 0, "fork");
-	T_CHECK((p_stats().forks_protected - before.forks_protected == 1) == p_copying(),
-		"registered buffers must be protected at fork in copy mode");
+	p_fork_protected_iff_copying("registered buffers");
 
 	T_CHECK(io_uring_unregister_buffers(&ring) == 0, "io_uring_unregister_buffers");
 	P_EXPECT(SRC, 0, 0, "io_uring_unregister_buffers@LIBURING_2.0");
@@ -80,7 +66,7 @@ static int role(void)
 	P_EXPECT(SRC, 0, 0, "io_uring_queue_exit@LIBURING_2.0");
 
 	/* through the ring's registered index (IORING_REGISTER_USE_REGISTERED_RING, 6.3+): gone with the ring too */
-	ring_init(&ring);
+	p_ring_init(&ring);
 	if (io_uring_register_ring_fd(&ring) == 1) {
 		r = io_uring_register((unsigned)ring.enter_ring_fd, IORING_REGISTER_BUFFERS | (1u << 31), iov, 2);
 		if (r == 0) {
@@ -96,7 +82,7 @@ static int role(void)
 	}
 
 	/* the same buffer in two slots: two ranges, which leave together */
-	ring_init(&ring);
+	p_ring_init(&ring);
 	struct iovec twice[2] = { { b, PG }, { b, PG } };
 	T_CHECK(io_uring_register_buffers(&ring, twice, 2) == 0, "register twice");
 	P_EXPECT(SRC, 2, 2 * PG, "one buffer in two slots");

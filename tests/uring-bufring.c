@@ -36,10 +36,8 @@ static int reg(struct io_uring *ring, void *mem, unsigned entries, unsigned bgid
 static int role(void)
 {
 	struct io_uring ring;
-	int r = io_uring_queue_init(8, &ring, 0);
-	if (r == -ENOSYS || r == -EPERM)
-		t_skip("io_uring is not available here: %s", strerror(-r));
-	T_CHECK(r == 0, "io_uring_queue_init: %s", strerror(-r));
+	int r;
+	p_ring_init(&ring);
 
 	char *m1 = t_map(4096), *m2 = t_map(4096);
 	r = reg(&ring, m1, 8, 1, 0);

@@ -34,10 +34,8 @@ static int handshake_read(int fd)
 static int role(void)
 {
 	struct io_uring ring;
-	int r = io_uring_queue_init(8, &ring, 0);
-	if (r == -ENOSYS || r == -EPERM)
-		t_skip("io_uring is not available here: %s", strerror(-r));
-	T_CHECK(r == 0, "io_uring_queue_init: %s", strerror(-r));
+	int r;
+	p_ring_init(&ring);
 	char *buf = t_map(LEN);
 	struct iovec iov = { buf, LEN };
 	t_fill(buf, LEN, 1);

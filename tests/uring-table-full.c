@@ -14,10 +14,8 @@
 static int role(void)
 {
 	struct io_uring ring;
-	int r = io_uring_queue_init(8, &ring, 0);
-	if (r == -ENOSYS || r == -EPERM)
-		t_skip("io_uring is not available here: %s", strerror(-r));
-	T_CHECK(r == 0, "io_uring_queue_init: %s", strerror(-r));
+	int r;
+	p_ring_init(&ring);
 	char *b = t_map(8 * 4096);
 	struct iovec iov[4] = { { b, 4096 }, { b + 4096, 4096 }, { b + 8192, 4096 }, { b + 12288, 4096 } };
 

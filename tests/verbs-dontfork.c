@@ -34,13 +34,7 @@ static int table_role(void)
 	T_CHECK(v_dontfork_range(q + 4096, 100) == 0, "a part of it");
 	P_EXPECT(SRC_P, 3, 2 * LEN + 100, "nested range");
 
-	struct safefork_stats before = p_stats();
-	pid_t pid = fork();
-	if (pid == 0)
-		_exit(0);
-	T_CHECK(pid > 0 && t_wait(pid) == 0, "fork");
-	T_CHECK((p_stats().forks_protected - before.forks_protected == 1) == p_copying(),
-		"a provider's buffer must be protected at fork in copy mode");
+	p_fork_protected_iff_copying("a provider's buffer");
 
 	T_CHECK(v_dofork_range(q + 4096, 100) == 0, "ibv_dofork_range nested");
 	T_CHECK(v_dofork_range(q, LEN) == 0, "ibv_dofork_range");

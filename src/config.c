@@ -31,18 +31,29 @@ const char *sf_mode_name(enum safefork_mode m)
 	return (unsigned)m < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[m] : "?";
 }
 
-static void parse_mode(void)
+/*
+ * An environment variable naming one of n choices: its index, or -1 when
+ * unset, empty or unknown (then one line says so; the caller keeps its default).
+ */
+static int parse_choice(const char *var, const char *const *names, unsigned n, const char *expected)
 {
-	const char *v = getenv("SAFEFORK_MODE");
+	const char *v = getenv(var);
 
 	if (!v || !*v)
-		return;
-	for (unsigned i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
-		if (!strcmp(v, mode_names[i])) {
-			sf_mode = (enum safefork_mode)i;
-			return;
-		}
-	sf_msg("SAFEFORK_MODE=%s is not a mode (auto, copy, dontfork, wipe, log, off); using auto", v);
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(v, names[i]))
+			return (int)i;
+	sf_msg("%s=%s is not %s; using %s", var, v, expected, names[0]);
+	return -1;
+}
+
+static void parse_mode(void)
+{
+	int i = parse_choice("SAFEFORK_MODE", mode_names, sizeof(mode_names) / sizeof(mode_names[0]),
+			     "a mode (auto, copy, dontfork, wipe, log, off)");
+	if (i >= 0)
+		sf_mode = (enum safefork_mode)i;
 }
 
 /* A byte count with an optional K/M/G suffix; returns 0 and sets *out, or -1. */
@@ -83,16 +94,9 @@ static void parse_size_var(const char *name, void (*set)(size_t))
 static void parse_spawn(void)
 {
 	static const char *const names[] = { [SF_SPAWN_AUTO] = "auto", [SF_SPAWN_SHIM] = "shim", [SF_SPAWN_LIBC] = "libc" };
-	const char *v = getenv("SAFEFORK_SPAWN");
-
-	if (!v || !*v)
-		return;
-	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(v, names[i])) {
-			sf_spawn_pref = (enum sf_spawn_pref)i;
-			return;
-		}
-	sf_msg("SAFEFORK_SPAWN=%s is not auto, shim or libc; using auto", v);
+	int i = parse_choice("SAFEFORK_SPAWN", names, sizeof(names) / sizeof(names[0]), "auto, shim or libc");
+	if (i >= 0)
+		sf_spawn_pref = (enum sf_spawn_pref)i;
 }
 
 static void parse_debug(void)

@@ -394,6 +394,8 @@ static void plan_segments(size_t nruns)
 	int rc;
 
 	E.nsegs = E.unmapped = E.shared = 0;
+	if (!nruns) /* every range left to the kernel or only logged: no need to read the map */
+		return;
 	rc = sf_maps_foreach(walk_vma, &w);
 	E.maps_ok = rc == 0 && !w.failed;
 	if (E.maps_ok) {

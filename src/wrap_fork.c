@@ -105,24 +105,25 @@ static void forked_or_not(pid_t pid)
 	}
 }
 
-SF_EXPORT pid_t fork(void)
+/* fork() through glibc's machinery, named as entry point e. */
+static pid_t fork_as(enum safefork_entry e, void *caller)
 {
 	sf_init();
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return SF_REAL(fork)();
-	pid_t pid = SF_VIA_GLIBC(SAFEFORK_ENTRY_FORK, 0, __builtin_return_address(0), SF_REAL(fork)());
+	pid_t pid = SF_VIA_GLIBC(e, 0, caller, SF_REAL(fork)());
 	forked_or_not(pid);
 	return pid;
 }
 
+SF_EXPORT pid_t fork(void)
+{
+	return fork_as(SAFEFORK_ENTRY_FORK, __builtin_return_address(0));
+}
+
 SF_EXPORT pid_t safefork_fork(void)
 {
-	sf_init();
-	if (sf_mode == SAFEFORK_MODE_OFF)
-		return SF_REAL(fork)();
-	pid_t pid = SF_VIA_GLIBC(SAFEFORK_ENTRY_SAFEFORK_FORK, 0, __builtin_return_address(0), SF_REAL(fork)());
-	forked_or_not(pid);
-	return pid;
+	return fork_as(SAFEFORK_ENTRY_SAFEFORK_FORK, __builtin_return_address(0));
 }
 
 /* daemon() forks through the hidden __fork and the parent _exit()s inside it. */
@@ -134,14 +135,22 @@ SF_EXPORT int daemon(int nochdir, int noclose)
 	return SF_VIA_GLIBC(SAFEFORK_ENTRY_DAEMON, 0, __builtin_return_address(0), SF_REAL(daemon)(nochdir, noclose));
 }
 
-SF_EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp, const struct winsize *winp)
+typedef pid_t forkpty_fn(int *, char *, const struct termios *, const struct winsize *);
+
+static pid_t forkpty_via(forkpty_fn *real, int *amaster, char *name, const struct termios *termp,
+			 const struct winsize *winp, void *caller)
 {
 	sf_init();
 	if (sf_mode == SAFEFORK_MODE_OFF)
-		return SF_REAL(forkpty)(amaster, name, termp, winp);
-	pid_t pid = SF_VIA_GLIBC(SAFEFORK_ENTRY_FORKPTY, 0, __builtin_return_address(0), SF_REAL(forkpty)(amaster, name, termp, winp));
+		return real(amaster, name, termp, winp);
+	pid_t pid = SF_VIA_GLIBC(SAFEFORK_ENTRY_FORKPTY, 0, caller, real(amaster, name, termp, winp));
 	forked_or_not(pid);
 	return pid;
+}
+
+SF_EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp, const struct winsize *winp)
+{
+	return forkpty_via(SF_REAL(forkpty), amaster, name, termp, winp, __builtin_return_address(0));
 }
 
 #if SF_HAVEC_forkpty
@@ -149,12 +158,7 @@ SF_EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp, c
 SF_COMPAT_SYMVER(forkpty);
 SF_EXPORT pid_t sf_compat_forkpty(int *amaster, char *name, const struct termios *termp, const struct winsize *winp)
 {
-	sf_init();
-	if (sf_mode == SAFEFORK_MODE_OFF)
-		return SF_REALC(forkpty)(amaster, name, termp, winp);
-	pid_t pid = SF_VIA_GLIBC(SAFEFORK_ENTRY_FORKPTY, 0, __builtin_return_address(0), SF_REALC(forkpty)(amaster, name, termp, winp));
-	forked_or_not(pid);
-	return pid;
+	return forkpty_via(SF_REALC(forkpty), amaster, name, termp, winp, __builtin_return_address(0));
 }
 #endif
 

@@ -137,18 +137,26 @@ static void *reg_end(int mine, void *mr, uintptr_t start, size_t len, unsigned f
 	return mr;
 }
 
+typedef void *reg_mr_fn(void *, void *, size_t, int);
+
+/* ibv_reg_mr, either version (they differ only in the struct ibv_mr they return). */
+static void *reg_mr(reg_mr_fn *real, const char *what, void *pd, void *addr, size_t length, int access)
+{
+	unsigned pin = pin_flags(access);
+
+	if (!real) {
+		missing(what);
+		return NULL;
+	}
+	int mine = reg_begin(addr, length, pin);
+	return reg_end(mine, real(pd, addr, length, access), (uintptr_t)addr, length, pin);
+}
+
 #if SF_HAVE_ibv_reg_mr
 SF_OPT_SYMVER(ibv_reg_mr);
 SF_EXPORT void *sf_opt_ibv_reg_mr(void *pd, void *addr, size_t length, int access)
 {
-	void *(*real)(void *, void *, size_t, int) = SF_NEXT(ibv_reg_mr);
-
-	if (!real) {
-		missing("ibv_reg_mr@" SF_VER_ibv_reg_mr);
-		return NULL;
-	}
-	int mine = reg_begin(addr, length, pin_flags(access));
-	return reg_end(mine, real(pd, addr, length, access), (uintptr_t)addr, length, pin_flags(access));
+	return reg_mr(SF_NEXT(ibv_reg_mr), "ibv_reg_mr@" SF_VER_ibv_reg_mr, pd, addr, length, access);
 }
 #endif
 
@@ -157,14 +165,7 @@ SF_EXPORT void *sf_opt_ibv_reg_mr(void *pd, void *addr, size_t length, int acces
 SF_COMPAT_SYMVER(ibv_reg_mr);
 SF_EXPORT void *sf_compat_ibv_reg_mr(void *pd, void *addr, size_t length, int access)
 {
-	void *(*real)(void *, void *, size_t, int) = SF_NEXTC(ibv_reg_mr);
-
-	if (!real) {
-		missing("ibv_reg_mr@" SF_VERC_ibv_reg_mr);
-		return NULL;
-	}
-	int mine = reg_begin(addr, length, pin_flags(access));
-	return reg_end(mine, real(pd, addr, length, access), (uintptr_t)addr, length, pin_flags(access));
+	return reg_mr(SF_NEXTC(ibv_reg_mr), "ibv_reg_mr@" SF_VERC_ibv_reg_mr, pd, addr, length, access);
 }
 #endif
 

@@ -13,9 +13,10 @@
 # "N passed, N failed, N skipped".  Every program runs under a timeout
 # (about 2 minutes in all when nothing hangs).  Exit 1 if anything failed.
 #
-# Usage: run.sh BUILDDIR SRCDIR   (SAFEFORK_LIB: the built library)
+# Usage: run.sh BUILDDIR SRCDIR MPI   (MPI: yes when configure built the MPI
+# programs; SAFEFORK_LIB: the built library)
 set -u
-build=$1 src=$2
+build=$1 src=$2 mpi=$3
 lib=${SAFEFORK_LIB:?SAFEFORK_LIB is not set (run through make check-runtimes)}
 unset LD_PRELOAD SAFEFORK_MODE
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/safefork-runtimes.XXXXXX")
@@ -100,8 +101,8 @@ hooks_note() { # NAME: what the control run says about Open MPI's memory hooks
 	echo "$l"
 }
 
-if ! command -v mpirun >/dev/null || [ ! -x "$build/tests/runtimes/mpi-fork" ]; then
-	why="no mpirun/mpicc (configure: MPI example: no)"
+if [ "$mpi" != yes ] || ! command -v mpirun >/dev/null; then
+	why="no mpicc or no mpirun (configure: MPI example: no)"
 	verdict SKIP mpi-ob1 "$why"
 	verdict SKIP mpi-ucx "$why"
 	verdict SKIP mpi-ucx-reloc "$why"
@@ -145,7 +146,7 @@ else
 fi
 
 # The example for runtimes: linked with the library, uses the explicit API.
-if [ ! -x "$build/examples/mpi_runtime" ] || ! command -v mpirun >/dev/null; then
+if [ "$mpi" != yes ] || ! command -v mpirun >/dev/null; then
 	verdict SKIP mpi-example "examples/mpi_runtime is not built (configure: MPI example: no)"
 else
 	t0=$(now)

@@ -122,11 +122,22 @@ static SF_TLS int t_active;
  */
 static void *(*page_copy)(void *, const void *, size_t) = memcpy;
 
+/* Static TLS below the thread pointer (x86-64, aarch64 put it on the other side: then the guess stays). */
+static size_t tls_below = 64ul << 10;
+
 void sf_engine_init(void)
 {
 	void *p = sf_next_symbol("memcpy", NULL);
 	if (p)
 		page_copy = (void *(*)(void *, const void *, size_t))p;
+	/* The dynamic linker's own figure (what the sanitizers use too); without it, a 64 KiB guess. */
+	void (*tls_info)(size_t *, size_t *) = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
+	size_t size = 0, align = 0;
+	if (tls_info) {
+		tls_info(&size, &align);
+		if (size && size < (16ul << 20))
+			tls_below = size;
+	}
 }
 
 /* A protection that had to degrade: counted, and said once. */
@@ -352,10 +363,10 @@ static size_t collect(void)
  * stack, a freed registered range reused for a thread stack) are left to
  * the kernel's copy-on-write.  Hot: from HOT_BELOW under the stack pointer
  * (the frames of the child's own handlers) to the top of its mapping, and
- * the static TLS and TCB around the thread pointer.
+ * the static TLS and TCB around the thread pointer (the dynamic linker's
+ * static TLS size below it, HOT_TLS_ABOVE above it).
  */
 #define HOT_BELOW (64ul << 10)
-#define HOT_TLS_BELOW (64ul << 10)
 #define HOT_TLS_ABOVE (8ul << 10)
 #define HOT_STACK_NOMAP (16ul << 20) /* the stack's extent when /proc/self/maps is unreadable */
 
@@ -373,7 +384,8 @@ static int push_cold(const struct seg *s)
 	}
 	if (E.tp >= lo && E.tp < hi) {
 		uintptr_t a = sf_align_down(E.tp, sf_page_size);
-		z[n][0] = a - lo > HOT_TLS_BELOW ? a - HOT_TLS_BELOW : lo;
+		uintptr_t below = sf_align_up(tls_below, sf_page_size);
+		z[n][0] = a - lo > below ? a - below : lo;
 		z[n][1] = hi - a > HOT_TLS_ABOVE ? a + HOT_TLS_ABOVE : hi;
 		if (n && z[1][0] < z[0][0]) { /* in address order */
 			uintptr_t t0 = z[0][0], t1 = z[0][1];

@@ -88,7 +88,7 @@ static void load_and_close(void)
 static int role(void)
 {
 	long cycles = s_n(100, 5);
-	int lib = t_lib_active();
+	int lib = t_lib_loaded(); /* (SAFEFORK_MODE=off records registrations too) */
 
 	s_watchdog(300);
 	for (long i = 0; i < cycles; i++) {

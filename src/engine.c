@@ -122,6 +122,7 @@ static SF_TLS int t_active;
  */
 static void *(*page_copy)(void *, const void *, size_t) = memcpy;
 
+#define HOT_TCB_SIZE 2304ul /* glibc 2.36's struct pthread, above the thread pointer (x86-64) */
 /* Static TLS below the thread pointer (x86-64, aarch64 put it on the other side: then the guess stays). */
 static size_t tls_below = 64ul << 10;
 
@@ -135,8 +136,8 @@ void sf_engine_init(void)
 	size_t size = 0, align = 0;
 	if (tls_info) {
 		tls_info(&size, &align);
-		if (size && size < (16ul << 20))
-			tls_below = size;
+		if (size > HOT_TCB_SIZE && size < (16ul << 20))
+			tls_below = size - HOT_TCB_SIZE; /* its figure includes the TCB above the thread pointer */
 	}
 }
 
@@ -364,10 +365,9 @@ static size_t collect(void)
  * the kernel's copy-on-write.  Hot: from HOT_BELOW under the stack pointer
  * (the frames of the child's own handlers) to the top of its mapping, and
  * the static TLS and TCB around the thread pointer (the dynamic linker's
- * static TLS size below it, HOT_TLS_ABOVE above it).
+ * static TLS size below it, the TCB above it).
  */
 #define HOT_BELOW (64ul << 10)
-#define HOT_TLS_ABOVE (8ul << 10)
 #define HOT_STACK_NOMAP (16ul << 20) /* the stack's extent when /proc/self/maps is unreadable */
 
 static int push_cold(const struct seg *s)
@@ -386,7 +386,8 @@ static int push_cold(const struct seg *s)
 		uintptr_t a = sf_align_down(E.tp, sf_page_size);
 		uintptr_t below = sf_align_up(tls_below, sf_page_size);
 		z[n][0] = a - lo > below ? a - below : lo;
-		z[n][1] = hi - a > HOT_TLS_ABOVE ? a + HOT_TLS_ABOVE : hi;
+		uintptr_t b = sf_align_up(E.tp + HOT_TCB_SIZE + 256, sf_page_size);
+		z[n][1] = b < hi ? b : hi;
 		if (n && z[1][0] < z[0][0]) { /* in address order */
 			uintptr_t t0 = z[0][0], t1 = z[0][1];
 			z[0][0] = z[1][0];

@@ -122,7 +122,7 @@ static SF_TLS int t_active;
  */
 static void *(*page_copy)(void *, const void *, size_t) = memcpy;
 
-#define HOT_TCB_SIZE 2304ul /* glibc 2.36's struct pthread, above the thread pointer (x86-64) */
+#define HOT_TCB_SIZE 2368ul /* glibc 2.36's struct pthread (TLS_TCB_SIZE), above the thread pointer (x86-64) */
 /* Static TLS below the thread pointer (x86-64, aarch64 put it on the other side: then the guess stays). */
 static size_t tls_below = 64ul << 10;
 
@@ -383,9 +383,8 @@ static int push_cold(const struct seg *s)
 		n++;
 	}
 	if (E.tp >= lo && E.tp < hi) {
-		uintptr_t a = sf_align_down(E.tp, sf_page_size);
-		uintptr_t below = sf_align_up(tls_below, sf_page_size);
-		z[n][0] = a - lo > below ? a - below : lo;
+		uintptr_t from = E.tp - lo > tls_below ? sf_align_down(E.tp - tls_below, sf_page_size) : lo;
+		z[n][0] = from;
 		uintptr_t b = sf_align_up(E.tp + HOT_TCB_SIZE + 256, sf_page_size);
 		z[n][1] = b < hi ? b : hi;
 		if (n && z[1][0] < z[0][0]) { /* in address order */

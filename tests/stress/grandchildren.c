@@ -15,6 +15,7 @@
  * Every child also checks that it starts with an empty table and no
  * inherited fork advice (its child sees its data, not zeros).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

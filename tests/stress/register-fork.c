@@ -14,6 +14,7 @@
  * Control: the same run with SAFEFORK_MODE=off and without the library
  * leaves stale pages on the device (a few hundred forks suffice).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

@@ -24,6 +24,7 @@
  * device: still protected (coherent).  Controls: without the library and
  * with SAFEFORK_MODE=off, the same roles run and the device is stale.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -59,19 +59,22 @@ static inline int s_fd_count(void)
 	return n - 1;
 }
 
+/* Does page (4096 bytes) hold t_fill(buf, ..., gen)'s pattern at offset off of buf? */
+static inline int s_page_is(const char *page, size_t off, uint32_t gen)
+{
+	const uint64_t *w = (const uint64_t *)page;
+	for (size_t i = 0; i < 512; i++)
+		if (w[i] != (((uint64_t)gen << 32) | (uint32_t)((off / 8 + i) * 2654435761u)))
+			return 0;
+	return 1;
+}
+
 /* Pages of buf whose device copy (seen) is not generation gen: what a DMA read would get wrong. */
 static inline size_t s_stale_pages(const char *seen, size_t len, uint32_t gen)
 {
-	static char want[4096];
 	size_t stale = 0;
-
-	for (size_t off = 0; off < len; off += 4096) {
-		/* t_fill's pattern depends on the word index: compare against the pattern at this offset */
-		uint64_t *w = (uint64_t *)want;
-		for (size_t i = 0; i < 512; i++)
-			w[i] = ((uint64_t)gen << 32) | (uint32_t)((off / 8 + i) * 2654435761u);
-		stale += memcmp(seen + off, want, 4096) != 0;
-	}
+	for (size_t off = 0; off < len; off += 4096)
+		stale += !s_page_is(seen + off, off, gen);
 	return stale;
 }
 

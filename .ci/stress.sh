@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # .ci/stress.sh - the stress and fault tests (tests/stress, make check-stress)
-# in a bounded version: STRESS_SCALE=0.1 (1 000 forks for register-fork
-# instead of the long version's 10 000), about 2-3 minutes on 2 shared cores;
+# in a bounded version: STRESS_SCALE=0.25 (2 500 forks for register-fork
+# instead of the long version's 10 000), about 2 minutes on 2 shared cores;
 # each test also has its own watchdog and a time limit.  Needs the tree
 # configured and built (.ci/run does that first).  Its last line is
 # "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-scale=${STRESS_SCALE:-0.1}
+scale=${STRESS_SCALE:-0.25}
 if ! command -v timeout >/dev/null; then
 	echo "coreutils' timeout is missing"
 	echo "0 passed, 1 failed, 0 skipped"

@@ -14,13 +14,13 @@ if ! command -v timeout >/dev/null; then
 	exit 1
 fi
 start=$(date +%s)
-make -s check-stress STRESS_SCALE="$scale" STRESS_TIMEOUT=600 >stress.out 2>&1
+make -s check-stress STRESS_SCALE="$scale" STRESS_TIMEOUT=600 >tests/stress/ci-output.log 2>&1
 rc=$?
-grep -vE '^(make|  CC|  CCLD)' stress.out | tail -n 60 | grep -v ' passed, .* failed' || true
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' stress.out | tail -n 1)
+grep -vE '^(make|  CC|  CCLD)' tests/stress/ci-output.log | tail -n 60 | grep -v ' passed, .* failed' || true
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' tests/stress/ci-output.log | tail -n 1)
 echo "(stress at STRESS_SCALE=$scale: $(( $(date +%s) - start ))s)"
 if [ -z "$line" ]; then
-	tail -n 20 stress.out
+	tail -n 20 tests/stress/ci-output.log
 	echo "0 passed, 1 failed, 0 skipped"
 	exit 1
 fi

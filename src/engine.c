@@ -80,6 +80,8 @@ static struct {
 	size_t edges_cap, nedges;
 	char *staging;
 	size_t unmapped, shared, copied;
+	size_t hot;       /* registered bytes the child needs before its handler runs: left to the kernel */
+	uintptr_t sp, tp; /* the forking thread's stack and thread pointers */
 	size_t log_ranges, log_bytes; /* registered but only reported (log mode or SAFEFORK_LOGONLY) */
 	int maps_ok;
 	sigset_t oldmask;
@@ -120,11 +122,23 @@ static SF_TLS int t_active;
  */
 static void *(*page_copy)(void *, const void *, size_t) = memcpy;
 
+#define HOT_TCB_SIZE 2368ul /* glibc 2.36's struct pthread (TLS_TCB_SIZE), above the thread pointer (x86-64) */
+/* Static TLS below the thread pointer (x86-64, aarch64 put it on the other side: then the guess stays). */
+static size_t tls_below = 64ul << 10;
+
 void sf_engine_init(void)
 {
 	void *p = sf_next_symbol("memcpy", NULL);
 	if (p)
 		page_copy = (void *(*)(void *, const void *, size_t))p;
+	/* The dynamic linker's own figure (what the sanitizers use too); without it, a 64 KiB guess. */
+	void (*tls_info)(size_t *, size_t *) = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
+	size_t size = 0, align = 0;
+	if (tls_info) {
+		tls_info(&size, &align);
+		if (size > HOT_TCB_SIZE && size < (16ul << 20))
+			tls_below = size - HOT_TCB_SIZE; /* its figure includes the TCB above the thread pointer */
+	}
 }
 
 /* A protection that had to degrade: counted, and said once. */
@@ -134,7 +148,7 @@ void sf_engine_init(void)
 		sf_msg_once(flagp, __VA_ARGS__);           \
 	} while (0)
 
-static int once_split, once_unmapped, once_maps, once_staging, once_advice, once_huge, once_child_map, once_scratch;
+static int once_hot, once_split, once_unmapped, once_maps, once_staging, once_advice, once_huge, once_child_map, once_scratch;
 
 static void *scratch_grow(void *old, size_t old_bytes, size_t new_bytes)
 {
@@ -343,6 +357,68 @@ static size_t collect(void)
 	return k;
 }
 
+/*
+ * The child runs glibc's code on the forking thread's stack and thread
+ * control block before any atfork handler can put memory back: pages there
+ * must reach it as they are.  Registered bytes on them (a buffer on the
+ * stack, a freed registered range reused for a thread stack) are left to
+ * the kernel's copy-on-write.  Hot: from HOT_BELOW under the stack pointer
+ * (the frames of the child's own handlers) to the top of its mapping, and
+ * the static TLS and TCB around the thread pointer (the dynamic linker's
+ * static TLS size below it, the TCB above it).
+ */
+#define HOT_BELOW (64ul << 10)
+#define HOT_STACK_NOMAP (16ul << 20) /* the stack's extent when /proc/self/maps is unreadable */
+
+static int push_cold(const struct seg *s)
+{
+	uintptr_t z[2][2];
+	int n = 0;
+	uintptr_t lo = s->vstart, hi = s->vend;
+
+	if (E.sp >= lo && E.sp < hi) {
+		uintptr_t a = sf_align_down(E.sp, sf_page_size);
+		z[n][0] = a - lo > HOT_BELOW ? a - HOT_BELOW : lo;
+		z[n][1] = E.maps_ok || hi - a < HOT_STACK_NOMAP ? hi : a + HOT_STACK_NOMAP;
+		n++;
+	}
+	if (E.tp >= lo && E.tp < hi) {
+		uintptr_t from = E.tp - lo > tls_below ? sf_align_down(E.tp - tls_below, sf_page_size) : lo;
+		z[n][0] = from;
+		uintptr_t b = sf_align_up(E.tp + HOT_TCB_SIZE + 256, sf_page_size);
+		z[n][1] = b < hi ? b : hi;
+		if (n && z[1][0] < z[0][0]) { /* in address order */
+			uintptr_t t0 = z[0][0], t1 = z[0][1];
+			z[0][0] = z[1][0];
+			z[0][1] = z[1][1];
+			z[1][0] = t0;
+			z[1][1] = t1;
+		}
+		n++;
+	}
+	struct seg part = *s;
+	uintptr_t pos = s->start;
+	for (int i = 0; i < n && pos < s->end; i++) {
+		if (z[i][1] <= pos || z[i][0] >= s->end)
+			continue;
+		if (z[i][0] > pos) {
+			part.start = pos;
+			part.end = z[i][0];
+			if (seg_push(&part) < 0)
+				return -1;
+		}
+		uintptr_t hot_end = z[i][1] < s->end ? z[i][1] : s->end;
+		E.hot += hot_end - (z[i][0] > pos ? z[i][0] : pos);
+		pos = hot_end;
+	}
+	if (pos < s->end) {
+		part.start = pos;
+		part.end = s->end;
+		return seg_push(&part);
+	}
+	return 0;
+}
+
 /* Split the merged runs at mapping boundaries; note unmapped and shared parts. */
 struct walk {
 	size_t n, i;
@@ -378,7 +454,7 @@ static int walk_vma(const struct sf_vma *v, void *arg)
 			struct seg s = { .start = w->pos, .end = end, .vstart = v->start, .vend = v->end,
 					 .prot = v->prot, .anon = (unsigned char)v->anon,
 					 .hugetlb_anon = (unsigned char)v->hugetlb_anon, .pol = (unsigned char)e->flags };
-			if (seg_push(&s) < 0) {
+			if (push_cold(&s) < 0) {
 				w->failed = 1;
 				return 1;
 			}
@@ -393,9 +469,10 @@ static void plan_segments(size_t nruns)
 	struct walk w = { .n = nruns };
 	int rc;
 
-	E.nsegs = E.unmapped = E.shared = 0;
+	E.nsegs = E.unmapped = E.shared = E.hot = 0;
 	if (!nruns) /* every range left to the kernel or only logged: no need to read the map */
 		return;
+	E.maps_ok = 1; /* the mappings' bounds are known during the walk */
 	rc = sf_maps_foreach(walk_vma, &w);
 	E.maps_ok = rc == 0 && !w.failed;
 	if (E.maps_ok) {
@@ -410,12 +487,13 @@ static void plan_segments(size_t nruns)
 	/* Without the map (no fd left, no /proc): treat each run as private, writable memory. */
 	fallback(&once_maps, "cannot read /proc/self/maps (%d); protecting registered ranges as private "
 		    "read-write memory", rc < 0 ? -rc : ENOMEM);
-	E.nsegs = E.unmapped = E.shared = 0;
+	E.nsegs = E.unmapped = E.shared = E.hot = 0;
+	E.maps_ok = 0;
 	for (size_t i = 0; i < nruns; i++) {
-		struct seg s = { .start = E.views[i].start, .end = E.views[i].end, .vstart = E.views[i].start,
-				 .vend = E.views[i].end, .prot = PROT_READ | PROT_WRITE, .anon = 1,
+		struct seg s = { .start = E.views[i].start, .end = E.views[i].end, .vstart = 0,
+				 .vend = UINTPTR_MAX, .prot = PROT_READ | PROT_WRITE, .anon = 1,
 				 .pol = (unsigned char)E.views[i].flags };
-		if (seg_push(&s) < 0)
+		if (push_cold(&s) < 0)
 			break;
 	}
 }
@@ -583,9 +661,15 @@ int sf_engine_prepare(enum safefork_entry entry, void *caller)
 	E.entry = entry;
 	E.caller = caller;
 	E.t0 = t0;
+	E.sp = (uintptr_t)__builtin_frame_address(0);
+	E.tp = (uintptr_t)__builtin_thread_pointer();
 
 	size_t nruns = collect();
 	plan_segments(nruns);
+	if (E.hot)
+		fallback(&once_hot, "%zu registered bytes lie on the forking thread's stack or thread control block, "
+			    "which the child uses before anything can be restored: left copy-on-write there, as "
+			    "without safefork", E.hot);
 	if (E.unmapped)
 		fallback(&once_unmapped, "%zu bytes of registered ranges are no longer mapped (unmapped or freed "
 			    "while registered?); skipped", E.unmapped);

@@ -50,7 +50,7 @@ done
 [ -e /dev/infiniband/uverbs0 ] || fail "no /dev/infiniband/uverbs0 after rdma link add"
 echo 64 >/proc/sys/vm/nr_hugepages
 echo "INFO nr_hugepages=$(cat /proc/sys/vm/nr_hugepages) thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled)"
-echo "INFO $(ibv_devices 2>&1 | tr '\n' ' ')"
+echo "INFO devices: $(ibv_devices 2>&1 | awk 'NR > 2 { printf "%s ", $1 }')"
 ulimit -l unlimited
 
 # run MODE PROG SCENARIO: one program run, its RESULT line prefixed with the mode
@@ -59,15 +59,15 @@ run() {
 	prog=$2
 	sc=$3
 	case $mode in
-	control) env -u LD_PRELOAD -u SAFEFORK_MODE "$prog" "$sc" >/tmp/out 2>/tmp/err ;;
-	auto) env LD_PRELOAD=/sf/libsafefork.so SAFEFORK_MODE=auto SAFEFORK_DEBUG=1 "$prog" "$sc" >/tmp/out 2>/tmp/err ;;
-	*) env LD_PRELOAD=/sf/libsafefork.so SAFEFORK_MODE="$mode" "$prog" "$sc" >/tmp/out 2>/tmp/err ;;
+	control) timeout 90 env -u LD_PRELOAD -u SAFEFORK_MODE "$prog" "$sc" >/tmp/out 2>/tmp/err ;;
+	auto) timeout 90 env LD_PRELOAD=/sf/libsafefork.so SAFEFORK_MODE=auto SAFEFORK_DEBUG=1 "$prog" "$sc" >/tmp/out 2>/tmp/err ;;
+	*) timeout 90 env LD_PRELOAD=/sf/libsafefork.so SAFEFORK_MODE="$mode" "$prog" "$sc" >/tmp/out 2>/tmp/err ;;
 	esac
 	rc=$?
 	if grep -q '^RESULT ' /tmp/out; then
 		grep '^RESULT ' /tmp/out | sed "s/^/R $mode /"
 	else
-		echo "R $mode RESULT $sc ERROR exit status $rc: $(tail -n 1 /tmp/err)"
+		echo "R $mode RESULT $sc ERROR exit status $rc$([ $rc = 143 ] && echo ' (killed after 90 s)'): $(tail -n 1 /tmp/err)"
 	fi
 	if [ "$mode" = auto ] && [ -z "$probed" ] && grep -q '^safefork: kernel' /tmp/err; then
 		grep '^safefork: \(kernel\|mode\)' /tmp/err | sed 's/^/PROBE /'

@@ -19,7 +19,7 @@
 # control that does not is a void run and fails.  Last line:
 # "N passed, N failed, N skipped".  Exit 0, 1 (a failure), 77 (cannot run).
 #
-# Environment: VM_KERNELS, VM_TIMEOUT (seconds per boot, default 420),
+# Environment: VM_KERNELS, VM_TIMEOUT (seconds per boot, default 300),
 # VM_CACHE (where kernels are kept, default BUILDDIR/tests/vm/cache),
 # VM_REFRESH=1 (resolve the kernels again), VM_MODES, VM_SCENARIOS.
 # SPDX-License-Identifier: MIT
@@ -31,7 +31,7 @@ demo=0
 here=$(cd "$(dirname "$0")" && pwd)
 vm=$builddir/tests/vm
 cache=${VM_CACHE:-$vm/cache}
-timeout_s=${VM_TIMEOUT:-420}
+timeout_s=${VM_TIMEOUT:-300}
 if [ $demo = 1 ]; then
 	kernels=${VM_KERNELS:-bullseye}
 	modes=${VM_MODES:-control copy}

@@ -58,7 +58,7 @@ BEGIN {
 	a = $0; sub(/^AUTO [^ ]+ /, "", a)
 	if (a ~ /bytes copied/) {
 		b = a; sub(/ bytes copied.*/, "", b); sub(/.* /, "", b)
-		a = sprintf("copy %.1f MiB", b / 1048576)
+		a = b + 0 ? sprintf("copy %.1f MiB", b / 1048576) : "kernel"
 	} else a = "kernel"
 	AUTO[$2] = a
 	next

@@ -59,6 +59,7 @@ rxe=$(ls /usr/lib/*/libibverbs/librxe-rdmav*.so 2>/dev/null | head -n 1)
 [ -n "$rxe" ] && [ -f /etc/libibverbs.d/rxe.driver ] || skip "no rxe provider (package ibverbs-providers)"
 lib=$builddir/src/.libs/libsafefork.so
 [ -f "$lib" ] || skip "no $lib (build first)"
+ldd "$lib" | grep -q libasan && skip "a sanitizer build: the guest preloads the library into uninstrumented programs"
 progs=""
 for p in vm-verbs vm-uring; do
 	[ -x "$vm/$p" ] && progs="$progs $p"

@@ -3,8 +3,8 @@
 # QEMU (TCG) with soft-RoCE, the real-verbs and io_uring scenarios without and
 # with the library (tests/vm/run.sh).  Installs what it needs, builds the tree
 # if .ci/run has not, and ends with "N passed, N failed, N skipped".
-# Duration: about 3 minutes on 2 cores (two kernel downloads of ~50 MB and
-# their unpacking, ~30 s; two boots of ~1 min each); bounded by VM_TIMEOUT
+# Duration: 2 to 5 minutes on 2 shared cores (two kernel downloads of ~50 MB and
+# their unpacking, 10-30 s each; two boots of 35-115 s each); bounded by VM_TIMEOUT
 # (300 s) per boot, so at most about 12 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."

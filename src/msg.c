@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -243,8 +244,9 @@ static int write_file(const char *buf, size_t n)
 
 /*
  * One datagram per line: "<12>safefork[pid]: " (user facility, warning) and
- * the line without its "safefork: " prefix.  Never blocks the program: a
- * line the log daemon cannot take now goes to standard error.
+ * the line without its "safefork: " prefix.  Never blocks the program for
+ * long: a line the log daemon cannot take within 100 ms goes to standard
+ * error.
  */
 static int write_syslog(const char *buf, size_t n)
 {
@@ -282,7 +284,14 @@ static int write_syslog(const char *buf, size_t n)
 		/* a stream socket needs a terminator between messages */
 		struct iovec iov[3] = { { head, hn }, { (void *)body, blen }, { (void *)"", type == SOCK_STREAM } };
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
-		if (sf_syscall(SYS_sendmsg, fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		long r = sf_syscall(SYS_sendmsg, fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r < 0 && errno == EAGAIN) { /* the daemon's queue is full: give it 100 ms, once */
+			struct pollfd pfd = { fd, POLLOUT, 0 };
+			struct timespec ts = { 0, 100000000 };
+			if (sf_syscall(SYS_ppoll, &pfd, 1, &ts, NULL, 8) > 0)
+				r = sf_syscall(SYS_sendmsg, fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+		if (r < 0)
 			to_stderr(buf, skip);
 		buf += skip;
 		n -= skip;

@@ -78,6 +78,17 @@ static int role_fallback(void)
 	return 0;
 }
 
+/* One fork, nothing else (no exec: no other process reads the environment). */
+static int role_one_fork(void)
+{
+	char *buf = t_map(LEN);
+
+	memset(buf, 1, LEN);
+	T_CHECK(t_register(buf, LEN, 0) == 0, "register");
+	T_CHECK(deep_fork_outer() == 0, "fork helper failed");
+	return 0;
+}
+
 /* ---- reading reports ---- */
 
 static int role_pid(const char *err)
@@ -298,6 +309,8 @@ int main(int argc, char **argv)
 			return role_sites();
 		if (!strcmp(argv[1], "fallback"))
 			return role_fallback();
+		if (!strcmp(argv[1], "one-fork"))
+			return role_one_fork();
 		return syslog_in_namespace(argv[0]);
 	}
 	if (!t_lib_path() || access(t_lib_path(), R_OK) != 0)
@@ -360,6 +373,25 @@ int main(int argc, char **argv)
 	if (d)
 		closedir(d);
 	T_CHECK(files == 1, "path: want one /tmp/%s<pid>.log, found %d", prefix, files);
+
+	/* Bad values: one line, then text on stderr. */
+	st = t_run(argv[0], "one-fork", 1, "copy", "SAFEFORK_LOG_FORMAT=xml", err, sizeof(err));
+	T_CHECK(st == 0 && headlines(err, NULL) == 1 &&
+		headlines(err, "safefork: SAFEFORK_LOG_FORMAT=xml is not text or json; using text") == 1,
+		"SAFEFORK_LOG_FORMAT=xml: want one line saying so: %s", err);
+	st = t_run(argv[0], "one-fork", 1, "copy", "SAFEFORK_REPORT=yes", err, sizeof(err));
+	T_CHECK(st == 0 && headlines(err, NULL) == 1 && headlines(err, "safefork: SAFEFORK_REPORT=yes is not 0 or 1") == 1,
+		"SAFEFORK_REPORT=yes: want one line saying so: %s", err);
+	snprintf(env, sizeof(env), "SAFEFORK_LOG=/nonexistent-safefork-%d/r.log", (int)getpid());
+	st = t_run(argv[0], "one-fork", 1, "copy", env, err, sizeof(err));
+	T_CHECK(st == 0 && headlines(err, NULL) == 2 && headlines(err, "cannot open the file") == 1 &&
+		headlines(err, "safefork: fork in pid ") == 1, "%s: want one line, then the report on stderr: %s", env, err);
+	if (access("/dev/log", F_OK) != 0) {
+		st = t_run(argv[0], "one-fork", 1, "copy", "SAFEFORK_LOG=syslog", err, sizeof(err));
+		T_CHECK(st == 0 && headlines(err, NULL) == 2 && headlines(err, "cannot reach /dev/log") == 1 &&
+			headlines(err, "safefork: fork in pid ") == 1,
+			"SAFEFORK_LOG=syslog without /dev/log: want one line, then the report on stderr: %s", err);
+	}
 
 	/* syslog, in a child of ours with its own mount namespace */
 	fflush(stdout);

@@ -62,6 +62,12 @@ static int role_sites(void)
 		T_CHECK(st.forks[SAFEFORK_ENTRY_SYSTEM] == 3 && st.forks[SAFEFORK_ENTRY_FORK] == 2,
 			"counted %llu system() and %llu fork(), want 3 and 2", st.forks[SAFEFORK_ENTRY_SYSTEM],
 			st.forks[SAFEFORK_ENTRY_FORK]);
+	/* copy mode: each child put its copy back and added the time to our counters before it went on */
+	const char *mode = getenv("SAFEFORK_MODE");
+	if (t_lib_active() && mode && !strcmp(mode, "copy"))
+		T_CHECK(t_stats(&st) == 0 && st.child_ns > 0 && st.bytes_copied >= 2 * LEN,
+			"copy mode: child_ns %llu, bytes_copied %llu after 2 protected forks", st.child_ns,
+			st.bytes_copied);
 	return 0;
 }
 

@@ -132,6 +132,9 @@ struct safefork_stats {
 	unsigned long long parent_ns;       /* time after the fork, in the parent */
 	unsigned long long ranges[SAFEFORK_SOURCE_MAX]; /* live registrations, per enum safefork_source */
 	unsigned long long bytes[SAFEFORK_SOURCE_MAX];  /* their bytes */
+	/* Fields appended later: a program built with an older header passes its smaller size and never sees them. */
+	unsigned long long child_ns;        /* time this process's children spent putting their copy back, summed
+					       (each child adds its own to its parent's counters as it starts) */
 };
 
 /*

@@ -8,6 +8,7 @@
 #include "engine.h"
 #include "probe.h"
 #include "ranges.h"
+#include "report.h"
 
 #define POLICY_BITS (SAFEFORK_COPY | SAFEFORK_DONTFORK | SAFEFORK_WIPE | SAFEFORK_LOGONLY)
 #define KNOWN_BITS (POLICY_BITS | SAFEFORK_KERNEL_PIN)
@@ -38,7 +39,7 @@ SF_EXPORT int safefork_register(const void *addr, size_t len, unsigned int flags
 		return -1;
 	}
 	/* auto needs to know the kernel: probe at the first registration (the range is already protected) */
-	if (sf_mode == SAFEFORK_MODE_AUTO || sf_debug)
+	if (sf_mode == SAFEFORK_MODE_AUTO || sf_debug || sf_report_wanted()) /* reports give the kernel's verdict */
 		sf_probe_ensure();
 	return 0;
 }
@@ -65,6 +66,7 @@ SF_EXPORT int safefork_set_mode(enum safefork_mode mode)
 	}
 	sf_init();
 	__atomic_store_n(&sf_mode, mode, __ATOMIC_RELAXED);
+	sf_report_ready();
 	return 0;
 }
 

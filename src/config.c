@@ -11,6 +11,7 @@
 #include "interpose.h"
 #include "msg.h"
 #include "ranges.h"
+#include "report.h"
 #include "spawn_shim.h"
 #include "staging.h"
 #include "stats.h"
@@ -122,7 +123,7 @@ void sf_init(void)
 	long ps = sysconf(_SC_PAGESIZE);
 	if (ps > 0)
 		sf_page_size = (size_t)ps;
-	sf_msg_init(getenv("SAFEFORK_LOG"));
+	sf_msg_init(getenv("SAFEFORK_LOG"), getenv("SAFEFORK_LOG_FORMAT"));
 	parse_mode();
 	parse_debug();
 	parse_spawn();
@@ -132,6 +133,7 @@ void sf_init(void)
 	sf_interpose_init();
 	sf_engine_init();
 	sf_atfork_ensure();
+	sf_report_init(); /* last: it may load the unwinder */
 	errno = saved;
 }
 

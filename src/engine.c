@@ -21,7 +21,6 @@
  */
 #include "config.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -38,6 +37,7 @@
 #include "pins.h"
 #include "probe.h"
 #include "ranges.h"
+#include "report.h"
 #include "staging.h"
 #include "stats.h"
 #include "sysmem.h"
@@ -145,6 +145,7 @@ void sf_engine_init(void)
 #define fallback(flagp, ...)                               \
 	do {                                               \
 		sf_count(SF_C_FALLBACKS, 1);               \
+		sf_report_fallback();                      \
 		sf_msg_once(flagp, __VA_ARGS__);           \
 	} while (0)
 
@@ -314,6 +315,8 @@ static size_t collect(void)
 	E.log_ranges = E.log_bytes = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned pol = policy_of(E.views[i].flags, mode);
+		sf_report_range(E.views[i].flags, pol == P_LOG ? SF_REP_LOGGED : pol > P_LOG ? SF_REP_PROTECTED : SF_REP_LEFT,
+				E.views[i].end - E.views[i].start);
 		if (pol == P_LOG) {
 			E.log_ranges++;
 			E.log_bytes += E.views[i].end - E.views[i].start;
@@ -663,6 +666,7 @@ int sf_engine_prepare(enum safefork_entry entry, void *caller)
 	E.t0 = t0;
 	E.sp = (uintptr_t)__builtin_frame_address(0);
 	E.tp = (uintptr_t)__builtin_thread_pointer();
+	sf_report_begin(entry, caller);
 
 	size_t nruns = collect();
 	plan_segments(nruns);
@@ -701,39 +705,6 @@ static void do_fork(uintptr_t a, uintptr_t b, void *arg)
 	sf_madvise((void *)a, b - a, MADV_DOFORK);
 }
 
-/*
- * A fork with ranges that are only logged: report it once per call site.
- * Runs in the parent after the engine lock is released (dladdr takes the
- * loader's lock, which must not be held inside the fork).
- */
-static void report_unsafe(enum safefork_entry entry, void *caller, size_t nranges, size_t bytes)
-{
-	static uintptr_t sites[256];
-	uintptr_t key = (uintptr_t)caller;
-	size_t i;
-
-	for (i = 0; i < sizeof(sites) / sizeof(sites[0]); i++) {
-		uintptr_t expect = 0;
-		if (__atomic_load_n(&sites[i], __ATOMIC_RELAXED) == key + 1)
-			return; /* reported already */
-		if (__atomic_compare_exchange_n(&sites[i], &expect, key + 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-			break;
-		if (expect == key + 1)
-			return;
-	}
-	Dl_info info;
-	if (caller && dladdr(caller, &info) && info.dli_fname)
-		sf_msg("unsafe fork in pid %d via %s: %zu registered ranges (%zu bytes) shared copy-on-write with the "
-		       "child; called from %p %s+%lx (%s) [log]", (int)getpid(), sf_entry_name(entry), nranges, bytes, caller,
-		       info.dli_sname ? info.dli_sname : "?",
-		       (unsigned long)((uintptr_t)caller - (uintptr_t)(info.dli_saddr ? info.dli_saddr : info.dli_fbase)),
-		       info.dli_fname);
-	else
-		sf_msg("unsafe fork in pid %d via %s: %zu registered ranges (%zu bytes) shared copy-on-write with the "
-		       "child; called from %s [log]", (int)getpid(), sf_entry_name(entry), nranges, bytes,
-		       caller ? "an address outside any object" : "inside the C library");
-}
-
 void sf_engine_parent(pid_t pid)
 {
 	int saved = errno;
@@ -761,9 +732,8 @@ void sf_engine_parent(pid_t pid)
 	if (sf_debug && pid >= 0)
 		sf_msg("pid %d: fork via %s: %zu runs kept from the child, %zu bytes copied for it, %zu ranges only "
 		       "logged", (int)getpid(), sf_entry_name(E.entry), E.nsegs, E.copied, E.log_ranges);
-	enum safefork_entry entry = E.entry;
-	void *caller = E.caller;
-	size_t log_ranges = E.log_ranges, log_bytes = E.log_bytes;
+	struct sf_report rep; /* taken out before the lock goes; emitted after (it may take the loader's lock) */
+	int report = pid >= 0 && sf_report_end(&rep, E.copied);
 	E.nsegs = 0;
 	E.staging = NULL;
 	t_active = 0;
@@ -771,8 +741,8 @@ void sf_engine_parent(pid_t pid)
 	sf_count(SF_C_PARENT_NS, sf_now_ns() - E.t0);
 	sf_unlock(&engine_lock);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (log_ranges && pid >= 0)
-		report_unsafe(entry, caller, log_ranges, log_bytes);
+	if (report)
+		sf_report_emit(&rep);
 	errno = saved;
 }
 
@@ -838,7 +808,8 @@ void sf_engine_child(void)
 {
 	int saved = errno;
 
-	sf_stats_child_reset();
+	if (sf_mode == SAFEFORK_MODE_OFF || !t_active)
+		sf_stats_child_reset();
 	if (sf_mode == SAFEFORK_MODE_OFF)
 		return;
 	/* Whoever held our locks (another thread) does not exist here. */
@@ -849,6 +820,7 @@ void sf_engine_child(void)
 		errno = saved;
 		return;
 	}
+	unsigned long long t0 = sf_now_ns();
 	for (size_t i = 0; i < E.nsegs; i++) {
 		const struct seg *s = &E.segs[i];
 		if (s->staged && s->kind == SEG_WIPE)
@@ -871,6 +843,9 @@ void sf_engine_child(void)
 	if (E.edges)
 		munmap(E.edges, E.edges_cap * sizeof(*E.edges));
 	sigset_t old = E.oldmask;
+	/* Until here the counters were still the parent's page: the time and any fallback are its fork's. */
+	sf_count(SF_C_CHILD_NS, sf_now_ns() - t0);
+	sf_stats_child_reset();
 	memset(&E, 0, sizeof(E));
 	t_active = 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -7,14 +7,27 @@
 
 /*
  * Formats into a stack buffer (no malloc, no stdio, no locks) and emits the
- * line with one write(2), so lines from several processes never interleave.
+ * line with one write(2), so lines from several processes never interleave
+ * (as a JSON object when SAFEFORK_LOG_FORMAT=json).
  * Conversions: %s %d %u %ld %lu %lx %zu %zx %p %%.  Every line is prefixed
  * with "safefork: " and ends with a newline added here.
  */
 void sf_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Where messages go: SAFEFORK_LOG (NULL or "stderr": standard error; else a path, %p = pid). */
-void sf_msg_init(const char *dest);
+/*
+ * Where lines go, SAFEFORK_LOG: NULL or "stderr": standard error; "syslog":
+ * /dev/log; else a file path (%p = pid).  Their format, SAFEFORK_LOG_FORMAT:
+ * NULL or "text", or "json" (one object per line).
+ */
+void sf_msg_init(const char *dest, const char *format);
+/* SAFEFORK_LOG_FORMAT=json? */
+int sf_log_json(void);
+/* Write complete lines (each ending in a newline) to the destination as one unit. */
+void sf_log_write(const char *buf, size_t n);
+/* s escaped as the inside of a JSON string (no quotes) into dst; returns its length. */
+size_t sf_json_escape(char *dst, size_t size, const char *s);
+/* "time":<seconds.milliseconds since the epoch> into buf; returns its length. */
+size_t sf_json_time(char *buf, size_t size);
 
 /* As sf_msg, but only the first time for a given flag (a static int of the caller's). */
 #define sf_msg_once(flagp, ...)                                                    \

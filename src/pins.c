@@ -22,6 +22,7 @@
 #include "pins.h"
 #include "probe.h"
 #include "ranges.h"
+#include "report.h"
 #include "stats.h"
 #include "sysmem.h"
 
@@ -183,7 +184,7 @@ void sf_pins_unlock(void)
 		sf_msg_once(&once_reserve, "cannot map scratch memory for the fork plan of %zu ranges; a fork "
 			    "protects what fits", sf_ranges_live());
 	}
-	if (sf_mode == SAFEFORK_MODE_AUTO || sf_debug)
+	if (sf_mode == SAFEFORK_MODE_AUTO || sf_debug || sf_report_wanted())
 		sf_probe_ensure();
 }
 

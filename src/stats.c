@@ -18,7 +18,7 @@ unsigned long long *sf_counter = boot_counters;
 _Static_assert(SF_C_ENTRIES == SAFEFORK_ENTRY_MAX, "entry counters");
 _Static_assert(offsetof(struct safefork_stats, forks_shared) == SF_C_SHARED * 8, "layout");
 _Static_assert(offsetof(struct safefork_stats, parent_ns) == SF_C_PARENT_NS * 8, "layout");
-_Static_assert(offsetof(struct safefork_stats, ranges) == SF_C_NR * 8, "layout");
+_Static_assert(offsetof(struct safefork_stats, ranges) == SF_C_HEAD * 8, "layout");
 _Static_assert((int)SAFEFORK_SOURCE_URING == (int)SF_SRC_URING && (int)SF_SRC_NR <= (int)SAFEFORK_SOURCE_MAX, "sources");
 
 unsigned long long sf_now_ns(void)
@@ -65,7 +65,8 @@ SF_EXPORT int safefork_stats(struct safefork_stats *st, size_t size)
 	memset(&s, 0, sizeof(s));
 	for (unsigned int i = 0; i < SF_C_NR; i++)
 		c[i] = __atomic_load_n(&__atomic_load_n(&sf_counter, __ATOMIC_ACQUIRE)[i], __ATOMIC_RELAXED);
-	memcpy(&s, c, sizeof(c)); /* the counters are the head of the struct (asserted above) */
+	memcpy(&s, c, SF_C_HEAD * sizeof(c[0])); /* the head of the struct (asserted above) */
+	s.child_ns = c[SF_C_CHILD_NS];
 	sf_ranges_stats(count, bytes);
 	for (unsigned int i = 0; i < SF_SRC_NR; i++) {
 		s.ranges[i] = count[i];

@@ -22,7 +22,10 @@
 #define SF_C_FALLBACKS (SF_C_ENTRIES + 4)
 #define SF_C_PREPARE_NS (SF_C_ENTRIES + 5)
 #define SF_C_PARENT_NS (SF_C_ENTRIES + 6)
-#define SF_C_NR (SF_C_ENTRIES + 7)
+/* The counters above are the head of struct safefork_stats; those below are its later fields. */
+#define SF_C_HEAD (SF_C_ENTRIES + 7)
+#define SF_C_CHILD_NS (SF_C_ENTRIES + 7) /* added by each child to its parent's page before it takes its own */
+#define SF_C_NR (SF_C_ENTRIES + 8)
 
 #ifndef __ASSEMBLER__
 #include "safefork.h"

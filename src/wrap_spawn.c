@@ -22,6 +22,7 @@
 #include "common.h"
 #include "forkctx.h"
 #include "interpose.h"
+#include "report.h"
 #include "spawn_shim.h"
 #include "stats.h"
 
@@ -32,10 +33,13 @@ SF_EXPORT int system(const char *line)
 		return SF_REAL(system)(line);
 	if (sf_spawn_use_shim(0)) {
 		sf_count_fork(SAFEFORK_ENTRY_SYSTEM, 1);
+		sf_report_spawn(SAFEFORK_ENTRY_SYSTEM, __builtin_return_address(0), 1);
 		return sf_shim_system(line);
 	}
-	return SF_VIA_GLIBC(SAFEFORK_ENTRY_SYSTEM, sf_libc_spawns_shared(0), __builtin_return_address(0),
-			    SF_REAL(system)(line));
+	int shared = sf_libc_spawns_shared(0);
+	if (shared) /* harmless here, a fork with an older C library: reported (report.c) */
+		sf_report_spawn(SAFEFORK_ENTRY_SYSTEM, __builtin_return_address(0), 0);
+	return SF_VIA_GLIBC(SAFEFORK_ENTRY_SYSTEM, shared, __builtin_return_address(0), SF_REAL(system)(line));
 }
 
 SF_EXPORT FILE *popen(const char *command, const char *mode)
@@ -45,10 +49,13 @@ SF_EXPORT FILE *popen(const char *command, const char *mode)
 		return SF_REAL(popen)(command, mode);
 	if (sf_spawn_use_shim(0)) {
 		sf_count_fork(SAFEFORK_ENTRY_POPEN, 1);
+		sf_report_spawn(SAFEFORK_ENTRY_POPEN, __builtin_return_address(0), 1);
 		return sf_shim_popen(command, mode);
 	}
-	return SF_VIA_GLIBC(SAFEFORK_ENTRY_POPEN, sf_libc_spawns_shared(0), __builtin_return_address(0),
-			    SF_REAL(popen)(command, mode));
+	int shared = sf_libc_spawns_shared(0);
+	if (shared)
+		sf_report_spawn(SAFEFORK_ENTRY_POPEN, __builtin_return_address(0), 0);
+	return SF_VIA_GLIBC(SAFEFORK_ENTRY_POPEN, shared, __builtin_return_address(0), SF_REAL(popen)(command, mode));
 }
 
 /* Whatever the mode now: a stream the shim opened is the shim's to close. */
@@ -84,12 +91,15 @@ static int spawn(spawn_fn *real, int xflags, pid_t *pid, const char *file, const
 		int r = sf_spawn(pid, file, fa, attr, argv, envp, xflags);
 		if (r >= 0) {
 			sf_count_fork(SAFEFORK_ENTRY_POSIX_SPAWN, 1);
+			sf_report_spawn(SAFEFORK_ENTRY_POSIX_SPAWN, caller, 1);
 			return r;
 		}
 		/* file actions this build cannot read: libc's own implementation */
 	}
-	return SF_VIA_GLIBC(SAFEFORK_ENTRY_POSIX_SPAWN, sf_libc_spawns_shared(1), caller,
-			    real(pid, file, fa, attr, argv, envp));
+	int shared = sf_libc_spawns_shared(1);
+	if (shared)
+		sf_report_spawn(SAFEFORK_ENTRY_POSIX_SPAWN, caller, 0);
+	return SF_VIA_GLIBC(SAFEFORK_ENTRY_POSIX_SPAWN, shared, caller, real(pid, file, fa, attr, argv, envp));
 }
 
 SF_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,

@@ -21,6 +21,7 @@
 #include "interpose.h"
 #include "msg.h"
 #include "ranges.h"
+#include "report.h"
 #include "stats.h"
 #include "sysmem.h"
 
@@ -73,6 +74,7 @@ SF_HIDDEN long sf_syscall_slow(long nr, long a1, long a2, long a3, long a4, long
 			sf_msg_once(&once_own_stack, "a raw clone with a stack of its own (called from %p) cannot be "
 				    "protected: its child runs no code of ours; registered ranges stay copy-on-write "
 				    "for it", caller);
+			sf_report_unprotected(SAFEFORK_ENTRY_SYSCALL, caller);
 		}
 		return SF_REAL(syscall)(nr, a1, a2, a3, a4, a5, a6);
 	}

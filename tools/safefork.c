@@ -326,16 +326,15 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (do_probe && optind < argc)
+		usage_error("--probe runs no command (%s given)", argv[optind]);
+	if (!do_probe && optind >= argc)
+		usage_error("no command given");
 	char *lib = find_library();
 	if (strpbrk(lib, " :"))
 		die(EXIT_LAUNCHER, "%s: a path with a space or colon cannot go in LD_PRELOAD", lib);
-	if (do_probe) {
-		if (optind < argc)
-			usage_error("--probe runs no command (%s given)", argv[optind]);
+	if (do_probe)
 		return probe(lib);
-	}
-	if (optind >= argc)
-		usage_error("no command given");
 
 	set("LD_PRELOAD", preload_value(lib, getenv("LD_PRELOAD")));
 	execvp(argv[optind], argv + optind);

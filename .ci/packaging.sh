@@ -101,7 +101,8 @@ use_install() {
 	echo "   pkg-config --cflags --libs safefork: $flags"
 	# shellcheck disable=SC2086
 	cc -DSAFEFORK_VERSION_STRING="\"$version\"" -o "$w/use" "$w/use.c" $flags &&
-		LD_LIBRARY_PATH=$root$libdir "$w/use" || { echo "   the program built with those flags failed"; return 1; }
+		LD_LIBRARY_PATH=$root$libdir "$w/use" | sed 's/^/   the program: libsafefork /' &&
+		[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "   the program built with those flags failed"; return 1; }
 	"$root$bindir/safefork" --probe | sed 's/^/   /'
 	"$root$bindir/safefork" --probe | grep -qx "library: $root$libdir/libsafefork.so.0 (libsafefork $version)" ||
 		{ echo "   the launcher did not find $root$libdir/libsafefork.so.0"; return 1; }
@@ -142,10 +143,11 @@ step "Debian packages from the release tarball (dpkg-buildpackage -us -uc -b, DE
 
 if ls "$w/deb"/*.changes >/dev/null 2>&1; then
 	run_lintian() {
-		local out
-		out=$(lintian --fail-on error "$w/deb"/*.changes 2>&1 | grep -v 'running with root privileges')
-		local rc=${PIPESTATUS[0]}
-		echo "$out" | sed 's/^/   /'
+		local out rc
+		lintian --fail-on error "$w/deb"/*.changes >"$w/lintian.log" 2>&1
+		rc=$?
+		out=$(grep -v 'running with root privileges' "$w/lintian.log")
+		[ -z "$out" ] || echo "$out" | sed 's/^/   /'
 		echo "   lintian: $(echo "$out" | grep -c '^E:') errors, $(echo "$out" | grep -c '^W:') warnings"
 		[ "$rc" -eq 0 ]
 	}

@@ -2,6 +2,17 @@
  * wrap_madvise.c - the program's own fork advice (MADV_DONTFORK/DOFORK,
  * MADV_WIPEONFORK/KEEPONFORK) is recorded so that the engine, which applies
  * and undoes fork advice around every fork, leaves it as the program set it.
+ *
+ * The wrapper is exported as madvise@<libc's version> with that version
+ * hidden (non-default): every program and library calling madvise() binds
+ * to it through its versioned reference, but an unversioned
+ * dlsym(RTLD_DEFAULT, "madvise") skips it and finds the C library's.  That
+ * is what run-time code patchers look up: UCX's memory hooks (bistro mode)
+ * overwrite the entry of the function dlsym returns and then issue the
+ * system call themselves, while Open MPI's patcher overwrites the C
+ * library's.  Found by dlsym, this wrapper was overwritten: the program's
+ * advice no longer reached us, and its madvise(MADV_DONTNEED) no longer
+ * reached Open MPI's hook either (tests/runtimes, the pml ucx run).
  */
 #include "config.h"
 
@@ -18,7 +29,8 @@
 #define MADV_KEEPONFORK 19
 #endif
 
-SF_EXPORT int madvise(void *addr, size_t len, int advice)
+__asm__(".symver sf_hidden_madvise, madvise@" SF_VER_madvise);
+SF_EXPORT int sf_hidden_madvise(void *addr, size_t len, int advice)
 {
 	int rc = SF_REAL(madvise)(addr, len, advice);
 

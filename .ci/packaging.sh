@@ -165,8 +165,26 @@ if ls "$w/deb"/*.changes >/dev/null 2>&1; then
 		use_install "$root" "$libdir/pkgconfig" "$libdir" /usr/bin
 	}
 	step "the packages unpacked (dpkg -x): the launcher runs commands with the packaged library" installed
+
+	# safefork(1)'s two ways under MPI: the launcher per rank, and the job launcher under it (-x).
+	under_mpi() {
+		local sf=$w/root/usr/bin/safefork lib rank='echo "rank: $SAFEFORK_MODE $(grep -c " $SAFEFORK_EXPECT" /proc/$$/maps)"'
+		lib=$w/root/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libsafefork.so.0
+		export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 SAFEFORK_EXPECT=$lib
+		local a b
+		a=$(timeout 120 mpirun --oversubscribe -np 2 "$sf" --mode=copy sh -c "$rank" 2>&1)
+		b=$(timeout 120 "$sf" --mode=copy mpirun --oversubscribe -x LD_PRELOAD -x SAFEFORK_MODE -np 2 sh -c "$rank" 2>&1)
+		echo "$a" "$b" | sed 's/^/   /'
+		[ "$(echo "$a" | grep -cE '^rank: copy [1-9]')" = 2 ] && [ "$(echo "$b" | grep -cE '^rank: copy [1-9]')" = 2 ]
+	}
+	if command -v mpirun >/dev/null; then
+		step "under mpirun -np 2: safefork per rank, and mpirun -x LD_PRELOAD under safefork" under_mpi
+	else
+		skipped "under mpirun" "no mpirun (Open MPI)"
+	fi
 else
 	skipped "lintian" "no packages"
 	skipped "the packaged launcher" "no packages"
+	skipped "under mpirun" "no packages"
 fi
 finish

@@ -148,6 +148,31 @@ int safefork_stats(struct safefork_stats *st, size_t size);
 /* The library's version string, e.g. "0.1.0". */
 const char *safefork_version(void);
 
+/*
+ * What the running kernel protects by itself (the probe "auto" relies on)
+ * and what a fork does now with each kind of range.  The policies are
+ * SAFEFORK_MODE_COPY, _DONTFORK, _WIPE or _LOG, or SAFEFORK_MODE_OFF when
+ * the library leaves the range alone (mode off, or auto trusting the kernel).
+ */
+struct safefork_kernel {
+	int early_cow;         /* fork copies pinned pages for the child (Linux 5.9+) */
+	int hugetlb_early_cow; /* ... hugetlb pages too (5.12+) */
+	int reliable_pins;     /* a pin of a page shared with a child unshares it (5.19+; from the version) */
+	int probed;            /* 1: early_cow was observed on this kernel; 0: read off its version */
+	const char *early_cow_how, *hugetlb_how; /* how each answer was found */
+	const char *probe_failed;                /* why the probe could not run, or NULL */
+	enum safefork_mode mode;                 /* the process-wide mode */
+	enum safefork_mode explicit_policy;      /* for ranges registered with flags 0 */
+	enum safefork_mode kernel_pin_policy;    /* for kernel pins: verbs, io_uring, SAFEFORK_KERNEL_PIN */
+};
+
+/*
+ * Probe the kernel if not done yet (it forks a short-lived child; not from
+ * a signal handler) and fill *k with at most size bytes (pass
+ * sizeof(struct safefork_kernel)).  Returns 0, or -1 with errno EINVAL.
+ */
+int safefork_probe(struct safefork_kernel *k, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -298,3 +298,35 @@ void sf_probe_report(void)
 	       : sf_auto_policy(SAFEFORK_KERNEL_PIN) ? "copy (the kernel does not protect them all)"
 						     : "left to the kernel");
 }
+
+/* safefork_probe(): the findings for programs and the safefork launcher (--probe). */
+SF_EXPORT int safefork_probe(struct safefork_kernel *out, size_t size)
+{
+	struct safefork_kernel k;
+
+	if (!out || !size) {
+		errno = EINVAL;
+		return -1;
+	}
+	sf_init();
+	sf_probe_ensure();
+	const struct sf_kernel *kk = sf_kernel();
+	enum safefork_mode m = __atomic_load_n(&sf_mode, __ATOMIC_RELAXED);
+
+	memset(&k, 0, sizeof(k));
+	k.early_cow = kk->early_cow;
+	k.hugetlb_early_cow = kk->hugetlb_early_cow;
+	k.reliable_pins = kk->reliable_pins;
+	k.probed = !kk->probe_failed;
+	k.early_cow_how = kk->early_cow_how;
+	k.hugetlb_how = kk->hugetlb_how;
+	k.probe_failed = kk->probe_failed;
+	k.mode = m;
+	k.explicit_policy = k.kernel_pin_policy = m;
+	if (m == SAFEFORK_MODE_AUTO) {
+		k.explicit_policy = sf_auto_policy(0) ? SAFEFORK_MODE_COPY : SAFEFORK_MODE_OFF;
+		k.kernel_pin_policy = sf_auto_policy(SAFEFORK_KERNEL_PIN) ? SAFEFORK_MODE_COPY : SAFEFORK_MODE_OFF;
+	}
+	memcpy(out, &k, size < sizeof(k) ? size : sizeof(k));
+	return 0;
+}

@@ -158,6 +158,8 @@ static void withdraw(size_t i)
 	remove_at(i);
 }
 
+static void after_add(void);
+
 void sf_pins_lock(void)
 {
 	if (t_depth++ == 0) {
@@ -176,8 +178,12 @@ void sf_pins_unlock(void)
 	t_added = 0;
 	sf_unlock(&lock);
 	pthread_sigmask(SIG_SETMASK, &t_mask, NULL);
-	if (!added)
-		return;
+	if (added)
+		after_add();
+}
+
+static void after_add(void)
+{
 	/* As safefork_register: the fork path finds its scratch ready, and auto knows the kernel. */
 	if (sf_engine_reserve(sf_ranges_live()) < 0) {
 		sf_count(SF_C_FALLBACKS, 1);
@@ -228,11 +234,15 @@ int sf_pin_range_add(uintptr_t start, uintptr_t end, unsigned int flags, unsigne
 {
 	int saved = errno;
 
-	sf_pins_lock();
+	/*
+	 * No object to record: the table's own lock is enough, and the
+	 * registration path makes no system call (the pins lock blocks signals).
+	 */
 	int rc = sf_ranges_add(start, end, flags, source);
-	if (rc == 0)
-		t_added = 1;
-	sf_pins_unlock();
+	if (rc == 0 && t_depth)
+		t_added = 1; /* the caller's sf_pins_unlock() follows up */
+	else if (rc == 0)
+		after_add();
 	errno = saved;
 	return rc;
 }

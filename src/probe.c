@@ -43,22 +43,31 @@ static struct sf_kernel kern;
 static int probed; /* sf_once state: 0 not yet, 1 running, 2 done */
 static int reported;
 
+/* The running kernel's major * 65536 + minor, read once (sf_kernel() runs on every verbs registration). */
+static int release_code = -1;
+
 static int version_at_least(int maj, int min)
 {
-	struct utsname u;
-	int a = 0, b = 0;
-	const char *p;
+	int code = __atomic_load_n(&release_code, __ATOMIC_RELAXED);
 
-	if (uname(&u) < 0)
-		return 0;
-	p = u.release;
-	while (*p >= '0' && *p <= '9')
-		a = a * 10 + (*p++ - '0');
-	if (*p == '.')
-		p++;
-	while (*p >= '0' && *p <= '9')
-		b = b * 10 + (*p++ - '0');
-	return a > maj || (a == maj && b >= min);
+	if (code < 0) {
+		struct utsname u;
+		int a = 0, b = 0;
+		const char *p;
+
+		if (uname(&u) < 0)
+			return 0;
+		p = u.release;
+		while (*p >= '0' && *p <= '9' && a < 10000)
+			a = a * 10 + (*p++ - '0');
+		if (*p == '.')
+			p++;
+		while (*p >= '0' && *p <= '9' && b < 10000)
+			b = b * 10 + (*p++ - '0');
+		code = a * 65536 + (b < 65535 ? b : 65535);
+		__atomic_store_n(&release_code, code, __ATOMIC_RELAXED);
+	}
+	return code >= maj * 65536 + min;
 }
 
 /* pagemap entry of addr in this process; 0 on failure. */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "common.h"
 #include "lock.h"
 #include "ranges.h"
 #include "sysmem.h"
@@ -42,6 +43,27 @@ static unsigned int free_head;  /* index + 1, writer-only */
 static size_t live, cap_limit;
 static size_t src_count[SF_SRC_NR], src_bytes[SF_SRC_NR];
 static sf_lock_t wlock = SF_LOCK_INIT;
+/*
+ * This thread holds wlock: a signal handler that registers or unregisters
+ * on the same thread gets -EDEADLK instead of waiting for itself (writers
+ * do not block signals: registration makes no system call).
+ */
+static SF_TLS int t_writing;
+
+static int wlock_take(void)
+{
+	if (t_writing)
+		return -EDEADLK;
+	sf_lock(&wlock);
+	t_writing = 1;
+	return 0;
+}
+
+static void wlock_drop(void)
+{
+	t_writing = 0;
+	sf_unlock(&wlock);
+}
 
 /* Hash index (start, end) -> slot index + 1; linear probing, backward-shift delete. */
 static unsigned int *htab;
@@ -161,7 +183,8 @@ int sf_ranges_add(uintptr_t start, uintptr_t end, unsigned int flags, unsigned i
 	long pos;
 	unsigned int idx;
 
-	sf_lock(&wlock);
+	if ((rc = wlock_take()) < 0)
+		return rc;
 	pos = hash_find(start, end, (long)flags, source);
 	if (pos >= 0) {
 		slot_at(htab[pos] - 1)->refs++;
@@ -188,7 +211,7 @@ out_count:
 	__atomic_store_n(&src_count[source], src_count[source] + 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&src_bytes[source], src_bytes[source] + (end - start), __ATOMIC_RELAXED);
 out:
-	sf_unlock(&wlock);
+	wlock_drop();
 	return rc;
 }
 
@@ -197,7 +220,8 @@ static int del(uintptr_t start, uintptr_t end, long want_flags, unsigned int sou
 	int rc = 0;
 	long pos;
 
-	sf_lock(&wlock);
+	if ((rc = wlock_take()) < 0)
+		return rc;
 	pos = hash_find(start, end, want_flags, source);
 	if (pos < 0) {
 		rc = -ENOENT;
@@ -215,7 +239,7 @@ static int del(uintptr_t start, uintptr_t end, long want_flags, unsigned int sou
 		__atomic_store_n(&live, live - 1, __ATOMIC_RELAXED);
 	}
 out:
-	sf_unlock(&wlock);
+	wlock_drop();
 	return rc;
 }
 
@@ -293,4 +317,5 @@ void sf_ranges_child_reset(void)
 	memset(src_count, 0, sizeof(src_count));
 	memset(src_bytes, 0, sizeof(src_bytes));
 	sf_lock_reset(&wlock);
+	t_writing = 0;
 }

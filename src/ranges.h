@@ -29,7 +29,11 @@ struct sf_range_view {
  */
 #define SF_RANGE_NOPIN 0x10000u
 
-/* Returns 0 or a negative errno (-ENOMEM when the table cannot grow). */
+/*
+ * Returns 0 or a negative errno (-ENOMEM when the table cannot grow).
+ * add and both dels return -EDEADLK when called from a signal handler that
+ * interrupted a writer on the same thread (writers do not block signals).
+ */
 int sf_ranges_add(uintptr_t start, uintptr_t end, unsigned int flags, unsigned int source);
 /* Returns 0 or -ENOENT. */
 int sf_ranges_del(uintptr_t start, uintptr_t end);

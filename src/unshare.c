@@ -74,9 +74,12 @@ void sf_unshare_before_pin(const void *addr, size_t len)
 {
 	enum safefork_mode mode = __atomic_load_n(&sf_mode, __ATOMIC_RELAXED);
 
-	/* log and off change nothing; auto trusts a kernel that unshares on pin itself */
-	if (!addr || !len || mode == SAFEFORK_MODE_OFF || mode == SAFEFORK_MODE_LOG ||
-	    (mode == SAFEFORK_MODE_AUTO && sf_kernel()->reliable_pins))
+	/*
+	 * log and off change nothing; a kernel that unshares on pin itself
+	 * (5.19+) needs nothing from us in any mode, and the registration path
+	 * then makes no system call.
+	 */
+	if (!addr || !len || mode == SAFEFORK_MODE_OFF || mode == SAFEFORK_MODE_LOG || sf_kernel()->reliable_pins)
 		return;
 	int saved = errno;
 	struct span s = { sf_align_down((uintptr_t)addr, sf_page_size), (uintptr_t)addr + len, 0 };

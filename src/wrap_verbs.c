@@ -341,13 +341,35 @@ SF_EXPORT int sf_compat_ibv_dereg_mr(void *mr)
 #endif
 
 /* libibverbs itself (a registration that bypassed our wrappers), or a provider's queue buffer? */
-static unsigned source_of(const void *caller, const void *libibverbs_function)
+static unsigned source_uncached(const void *caller, const void *libibverbs_function)
 {
 	Dl_info from, lib;
 
 	if (dladdr(caller, &from) && dladdr(libibverbs_function, &lib) && from.dli_fbase == lib.dli_fbase)
 		return SF_SRC_VERBS;
 	return SF_SRC_PROVIDER;
+}
+
+/*
+ * dladdr() walks the loader's lists under its lock (microseconds): the
+ * answer is kept per call site, caller * 4 + source in one word, in a small
+ * lock-free cache (a library unloaded and another loaded at the same address
+ * could only mislabel the source in the statistics).
+ */
+static uintptr_t source_cache[64];
+_Static_assert(SF_SRC_VERBS < 4 && SF_SRC_PROVIDER < 4, "a source fits in two bits");
+
+static unsigned source_of(const void *caller, const void *libibverbs_function)
+{
+	uintptr_t key = (uintptr_t)caller & (UINTPTR_MAX >> 2);
+	uintptr_t *slot = &source_cache[(key >> 4) % (sizeof(source_cache) / sizeof(source_cache[0]))];
+	uintptr_t e = __atomic_load_n(slot, __ATOMIC_RELAXED);
+
+	if (e && e >> 2 == key)
+		return (unsigned)(e & 3);
+	unsigned src = source_uncached(caller, libibverbs_function);
+	__atomic_store_n(slot, key << 2 | src, __ATOMIC_RELAXED);
+	return src;
 }
 
 #if SF_HAVE_ibv_dontfork_range

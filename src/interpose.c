@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <dlfcn.h>
+#include <gnu/lib-names.h>
 #include <stddef.h>
 
 #include "common.h"
@@ -20,6 +21,19 @@ void *sf_next_symbol(const char *name, const char *version)
 
 	if (!p)
 		p = dlsym(RTLD_NEXT, name);
+	if (!p) {
+		/*
+		 * Nothing after us: the C library was preloaded ahead of us
+		 * (LD_PRELOAD=libc.so.6:libsafefork.so).  Its own handle still
+		 * finds its definitions, never ours; the handle is never closed.
+		 */
+		void *libc = dlopen(LIBC_SO, RTLD_LAZY | RTLD_NOLOAD);
+		if (libc) {
+			p = version ? dlvsym(libc, name, version) : NULL;
+			if (!p)
+				p = dlsym(libc, name);
+		}
+	}
 	return p;
 }
 

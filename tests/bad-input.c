@@ -8,6 +8,8 @@
  *   nofile      - no descriptor left (RLIMIT_NOFILE): /proc/self/maps unreadable
  *   max-maps    - no VMA split possible (vm.max_map_count reached)
  *   fork-fails  - fork() itself fails (RLIMIT_NPROC, EAGAIN): state restored
+ *   libc-first  - LD_PRELOAD puts the C library ahead of us: nothing comes
+ *                 "next", the real functions are found through libc's handle
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -201,6 +203,10 @@ int main(int argc, char **argv)
 			return role_nofile();
 		if (!strcmp(argv[1], "max-maps"))
 			return role_max_maps();
+		if (!strcmp(argv[1], "libc-first")) {
+			struct t_case c = { .reg = t_map(LEN), .reg_len = LEN, .register_it = 1 };
+			return t_case_run(&c);
+		}
 		return role_fork_fails();
 	}
 	expect(argv[0], "unmapped", NULL, T_COHERENT, "no longer mapped", 1);
@@ -208,5 +214,11 @@ int main(int argc, char **argv)
 	expect(argv[0], "nofile", NULL, T_COHERENT, "cannot read /proc/self/maps", 1);
 	expect(argv[0], "max-maps", NULL, T_COHERENT, "vm.max_map_count", 1);
 	expect(argv[0], "fork-fails", getuid() == 0 ? "T_AS_NOBODY=1" : NULL, T_COHERENT, NULL, 0);
+	/* LD_PRELOAD="libc.so.6 libsafefork.so": once a crash (no next fork to call) */
+	const char *prefix = getenv("T_PRELOAD_PREFIX");
+	char libc_first[512];
+	snprintf(libc_first, sizeof(libc_first), "%s%slibc.so.6", prefix ? prefix : "", prefix && *prefix ? " " : "");
+	setenv("T_PRELOAD_PREFIX", libc_first, 1);
+	expect(argv[0], "libc-first", NULL, T_COHERENT, NULL, 0);
 	t_pass("every failure degrades safely with one line");
 }

@@ -162,7 +162,7 @@ static void *scratch_grow(void *old, size_t old_bytes, size_t new_bytes)
 		return NULL;
 	if (old) {
 		memcpy(p, old, old_bytes);
-		munmap(old, old_bytes);
+		sf_munmap(old, old_bytes);
 	}
 	return p;
 }
@@ -177,7 +177,7 @@ static int reserve(void **arr, size_t *cap, size_t want, size_t elem)
 	if (!n)
 		return -1;
 	if (*arr)
-		munmap(*arr, *cap * elem);
+		sf_munmap(*arr, *cap * elem);
 	*arr = n;
 	*cap = ncap;
 	return 0;
@@ -822,25 +822,25 @@ static void restore_missing(uintptr_t a, uintptr_t b, void *arg)
 	void *p = MAP_FAILED;
 
 	if (s->huge_shift)
-		p = mmap((void *)a, len, PROT_READ | PROT_WRITE,
+		p = sf_mmap((void *)a, len, PROT_READ | PROT_WRITE,
 			 flags | MAP_HUGETLB | (s->huge_shift << MAP_HUGE_SHIFT), -1, 0);
 	if (p == MAP_FAILED) {
 		if (s->huge_shift)
 			fallback(&once_huge, "no free huge pages in child %d: its copy of %zu registered bytes "
 				    "uses normal pages", (int)getpid(), len);
-		p = mmap((void *)a, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+		p = sf_mmap((void *)a, len, PROT_READ | PROT_WRITE, flags, -1, 0);
 	}
 	if (p != (void *)a) {
 		/* Something is mapped there (the program's own MADV_DONTFORK mapping is absent, so this is rare). */
 		if (p != MAP_FAILED)
-			munmap(p, len);
+			sf_munmap(p, len);
 		fallback(&once_child_map, "child %d cannot map its copy of %zu registered bytes at %p",
 			    (int)getpid(), len, (void *)a);
 		return;
 	}
 	page_copy(p, E.staging + s->off + (a - s->start), len);
 	if (s->prot != (PROT_READ | PROT_WRITE))
-		mprotect(p, len, s->prot);
+		sf_mprotect(p, len, s->prot);
 }
 
 /* The wiped pages are ours, zero: fill them. */
@@ -853,12 +853,12 @@ static void restore_wiped(const struct seg *s)
 	if (mincore((void *)s->start, sf_page_size, &vec) < 0 && errno == ENOMEM)
 		return;
 	if (!(s->prot & PROT_WRITE))
-		mprotect((void *)s->start, len, s->prot | PROT_WRITE);
+		sf_mprotect((void *)s->start, len, s->prot | PROT_WRITE);
 	if (len >= (1ul << 20)) /* one call faults in the lot, cheaper than a fault per page */
 		sf_madvise((void *)s->start, len, MADV_POPULATE_WRITE);
 	sf_advice_unmarked(s->start, s->end, SF_MARK_WIPE, fill_from_staging, (void *)s);
 	if (!(s->prot & PROT_WRITE))
-		mprotect((void *)s->start, len, s->prot);
+		sf_mprotect((void *)s->start, len, s->prot);
 }
 
 void sf_engine_child(void)
@@ -894,13 +894,13 @@ void sf_engine_child(void)
 	sf_ranges_child_reset();
 	sf_pins_child_reset();
 	if (E.views)
-		munmap(E.views, E.views_cap * sizeof(*E.views));
+		sf_munmap(E.views, E.views_cap * sizeof(*E.views));
 	if (E.sortbuf)
-		munmap(E.sortbuf, E.sortbuf_cap * sizeof(*E.sortbuf));
+		sf_munmap(E.sortbuf, E.sortbuf_cap * sizeof(*E.sortbuf));
 	if (E.segs)
-		munmap(E.segs, E.segs_cap * sizeof(*E.segs));
+		sf_munmap(E.segs, E.segs_cap * sizeof(*E.segs));
 	if (E.edges)
-		munmap(E.edges, E.edges_cap * sizeof(*E.edges));
+		sf_munmap(E.edges, E.edges_cap * sizeof(*E.edges));
 	sigset_t old = E.oldmask;
 	/* Until here the counters were still the parent's page: the time and any fallback are its fork's. */
 	sf_count(SF_C_CHILD_NS, sf_now_ns() - t0);

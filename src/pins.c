@@ -126,7 +126,7 @@ static int grow(void)
 			put(t, n, &old[i]);
 	tab = t;
 	if (old)
-		munmap(old, old_size * sizeof(*old));
+		sf_munmap(old, old_size * sizeof(*old));
 	return 0;
 }
 
@@ -316,7 +316,7 @@ void sf_pins_child_reset(void)
 	memset(ring_fds, 0, sizeof(ring_fds));
 	ring_fds_high = 0;
 	if (tab)
-		munmap(tab, size * sizeof(*tab));
+		sf_munmap(tab, size * sizeof(*tab));
 	tab = NULL;
 	size = used = 0;
 	t_depth = t_added = 0;

@@ -102,7 +102,7 @@ static int probe_here(int huge, const char **why, int *by_pfn)
 	int ring, rc = -1, sync[2] = { -1, -1 }, hold[2] = { -1, -1 };
 	char *p;
 
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+	p = sf_mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (p == MAP_FAILED) {
 		*why = huge ? "no free huge page" : "mmap failed";
 		return -1;

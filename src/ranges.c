@@ -102,7 +102,7 @@ static int hash_grow(void)
 		if (htab[i])
 			hash_insert(ntab, nsize, htab[i] - 1);
 	if (htab)
-		munmap(htab, hsize * sizeof(*htab));
+		sf_munmap(htab, hsize * sizeof(*htab));
 	htab = ntab;
 	hsize = nsize;
 	return 0;
@@ -305,11 +305,11 @@ void sf_ranges_set_cap(size_t cap)
 void sf_ranges_child_reset(void)
 {
 	for (unsigned int c = 0; c < nchunks; c++) {
-		munmap(chunks[c], SLOTS_PER_CHUNK * sizeof(struct slot));
+		sf_munmap(chunks[c], SLOTS_PER_CHUNK * sizeof(struct slot));
 		chunks[c] = NULL;
 	}
 	if (htab)
-		munmap(htab, hsize * sizeof(*htab));
+		sf_munmap(htab, hsize * sizeof(*htab));
 	htab = NULL;
 	hsize = hused = 0;
 	nchunks = high_water = free_head = 0;

@@ -373,7 +373,7 @@ void sf_report_emit(struct sf_report *r)
 	}
 	sf_log_write(b.p, b.n);
 	if (b.p != small)
-		munmap(b.p, BUF_SIZE);
+		sf_munmap(b.p, BUF_SIZE);
 	errno = saved;
 }
 

@@ -408,7 +408,7 @@ int sf_spawn(pid_t *pidp, const char *file, const posix_spawn_file_actions_t *fa
 
 	/* Room for the PATH buffer and the /bin/sh fallback's argv, on top of the calls' own frames. */
 	size_t stack_len = sf_align_up(65536 + PATH_MAX + NAME_MAX + (size_t)(r.argc + 3) * sizeof(char *), sf_page_size);
-	void *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	void *stack = sf_mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED)
 		return errno;
 	stack_unpoison(stack, stack_len);
@@ -431,7 +431,7 @@ int sf_spawn(pid_t *pidp, const char *file, const posix_spawn_file_actions_t *fa
 		*pidp = pid;
 	}
 	stack_unpoison(stack, stack_len); /* nor leave it behind for the next mapping there */
-	munmap(stack, stack_len);
+	sf_munmap(stack, stack_len);
 	sf_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &r.parent_mask, NULL, _NSIG / 8);
 	pthread_setcancelstate(cancel_state, NULL);
 	errno = saved;

@@ -61,9 +61,9 @@ static void name(void *p, size_t len, const char *n)
 static void pool_unmap(struct pool *p)
 {
 	if (p->base)
-		munmap(p->base, p->cap);
+		sf_munmap(p->base, p->cap);
 	if (p->refs)
-		munmap(p->refs, CTL_SZ);
+		sf_munmap(p->refs, CTL_SZ);
 	*p = (struct pool){ 0 };
 }
 
@@ -71,20 +71,20 @@ static void pool_unmap(struct pool *p)
 static int pool_map(struct pool *p, size_t cap)
 {
 	size_t span = cap + HUGE_SZ;
-	char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *raw = sf_mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	void *ctl;
 
 	if (raw == MAP_FAILED)
 		return -1;
 	char *base = (char *)round_up((uintptr_t)raw, HUGE_SZ);
 	if (base > raw)
-		munmap(raw, (size_t)(base - raw));
+		sf_munmap(raw, (size_t)(base - raw));
 	if (base + cap < raw + span)
-		munmap(base + cap, (size_t)(raw + span - (base + cap)));
-	ctl = mmap(NULL, CTL_SZ, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		sf_munmap(base + cap, (size_t)(raw + span - (base + cap)));
+	ctl = sf_mmap(NULL, CTL_SZ, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (ctl == MAP_FAILED) {
 		int e = errno;
-		munmap(base, cap);
+		sf_munmap(base, cap);
 		errno = e;
 		return -1;
 	}
@@ -141,9 +141,9 @@ void sf_staging_child(void)
 {
 	int *refs = cur.refs;
 
-	munmap(cur.base, cur.cap);
+	sf_munmap(cur.base, cur.cap);
 	__atomic_fetch_sub(refs, 1, __ATOMIC_RELEASE);
-	munmap(refs, CTL_SZ);
+	sf_munmap(refs, CTL_SZ);
 	cur = (struct pool){ 0 };
 	t_refs = NULL;
 }

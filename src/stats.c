@@ -10,6 +10,7 @@
 #include "common.h"
 #include "ranges.h"
 #include "stats.h"
+#include "sysmem.h"
 
 /* Until sf_stats_init (and if the shared page cannot be had): private memory. */
 static unsigned long long boot_counters[SF_C_NR];
@@ -31,7 +32,7 @@ unsigned long long sf_now_ns(void)
 
 void sf_stats_init(void)
 {
-	void *p = mmap(NULL, sf_page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	void *p = sf_mmap(NULL, sf_page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return;
@@ -47,7 +48,7 @@ void sf_stats_child_reset(void)
 	if (old == boot_counters)
 		return;
 	/* A fresh page in the same place (the child's mappings stay where the parent's were). */
-	void *p = mmap(old, sf_page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	void *p = sf_mmap(old, sf_page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	__atomic_store_n(&sf_counter, p == (void *)old ? old : boot_counters, __ATOMIC_RELEASE);
 }
 

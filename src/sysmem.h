@@ -60,6 +60,27 @@ static inline int sf_close(int fd)
 	return (int)sf_syscall(SYS_close, fd);
 }
 
+/*
+ * mmap(), munmap(), mprotect() for the library's own use: straight to the
+ * kernel.  Run-time patchers (Open MPI's memory patcher, UCX's hooks)
+ * rewrite libc's entry points with hooks that take locks; in a fork child
+ * such a lock may be held forever by a parent thread that no longer exists.
+ */
+static inline void *sf_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
+{
+	return (void *)sf_syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+static inline int sf_munmap(void *addr, size_t len)
+{
+	return (int)sf_syscall(SYS_munmap, addr, len);
+}
+
+static inline int sf_mprotect(void *addr, size_t len, int prot)
+{
+	return (int)sf_syscall(SYS_mprotect, addr, len, prot);
+}
+
 /* Private, zeroed, never merged with the program's mappings; NULL when the kernel says no. */
 void *sf_map(size_t len);
 

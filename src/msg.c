@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "envparse.h"
 #include "msg.h"
 #include "sysmem.h"
 
@@ -133,17 +134,7 @@ static void emit(const char *line, size_t n)
 
 	if (log_path[0]) {
 		char path[600];
-		size_t k = 0;
-		int pid = getpid();
-		for (const char *p = log_path; *p && k < sizeof(path) - 16; p++) {
-			if (p[0] == '%' && p[1] == 'p') {
-				k += sf_format(path + k, sizeof(path) - k, "%d", pid);
-				p++;
-			} else {
-				path[k++] = *p;
-			}
-		}
-		path[k] = '\0';
+		sf_log_path_expand(path, sizeof(path), log_path, getpid());
 		fd = (int)sf_syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (fd < 0)
 			fd = STDERR_FILENO; /* the message is not lost */
@@ -163,6 +154,7 @@ void sf_msg(const char *fmt, ...)
 	va_list ap;
 	int saved = errno;
 
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): a prefix; sf_vformat terminates */
 	memcpy(line, "safefork: ", 10);
 	va_start(ap, fmt);
 	n = 10 + sf_vformat(line + 10, sizeof(line) - 11, fmt, ap);

@@ -249,8 +249,8 @@ static int another_descriptor(int fd)
 		return -1;
 	while (found < 0 && (n = sf_syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
 		for (long off = 0; off < n && found < 0;) {
-			/* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): getdents64 filled buf (raw system call) */
 			const struct dirent64_head *d = (const void *)(buf + off);
+			/* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): getdents64 filled buf (raw system call) */
 			off += d->reclen;
 			int other = 0;
 			const char *c = d->name;

@@ -123,7 +123,7 @@ static const char *differs(const struct rec *m, size_t n)
 		want[i] = (struct sf_range_view){ m[i].start, m[i].end, m[i].flags, m[i].source };
 	}
 	sf_ranges_stats(c, b);
-	if (memcmp(c, count, sizeof(c)) || memcmp(b, bytes, sizeof(b)))
+	if (memcmp(c, count, sizeof(c)) != 0 || memcmp(b, bytes, sizeof(b)) != 0)
 		return "sf_ranges_stats() differs from the model";
 	if (snap_room < n + 1) {
 		snap_room = 2 * n + 64;

@@ -12,6 +12,6 @@ set -- --tool=memcheck -q --trace-children=yes --error-exitcode=99 \
 	--suppressions="$supp" ${VALGRIND_EXTRA:-} "$test_prog" "$@"
 # Programs linked with the uninstalled library are libtool wrapper scripts.
 if head -c 2 "$test_prog" 2>/dev/null | grep -q '^#!'; then
-	exec "${LIBTOOL:-libtool}" --mode=execute valgrind "$@"
+	exec "${LIBTOOL:-./libtool}" --mode=execute valgrind "$@"
 fi
 exec valgrind "$@"

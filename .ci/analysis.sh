@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # .ci/analysis.sh - static and dynamic analysis, bounded (about 5 minutes on
 # 2 cores): make lint (cppcheck + clang-tidy, about 40 s), make check-valgrind
-# (22 test programs under memcheck, about 2 min), make fuzz (each libFuzzer
+# (21 test programs under memcheck, about 80 s), make fuzz (each libFuzzer
 # target for FUZZ_SECONDS, 45 s by default).  Works on a clean clone as root:
 # installs what it needs, builds in a copy of the tree of its own.  Its last
 # line is "N passed, N failed, N skipped" (one per step; a step whose tool

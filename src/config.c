@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "engine.h"
+#include "envparse.h"
 #include "interpose.h"
 #include "msg.h"
 #include "ranges.h"
@@ -39,14 +40,11 @@ const char *sf_mode_name(enum safefork_mode m)
 static int parse_choice(const char *var, const char *const *names, unsigned n, const char *expected)
 {
 	const char *v = getenv(var);
+	int i = sf_parse_choice(v, names, n);
 
-	if (!v || !*v)
-		return -1;
-	for (unsigned i = 0; i < n; i++)
-		if (!strcmp(v, names[i]))
-			return (int)i;
-	sf_msg("%s=%s is not %s; using %s", var, v, expected, names[0]);
-	return -1;
+	if (i < 0 && v && *v)
+		sf_msg("%s=%s is not %s; using %s", var, v, expected, names[0]);
+	return i;
 }
 
 static void parse_mode(void)
@@ -57,27 +55,6 @@ static void parse_mode(void)
 		sf_mode = (enum safefork_mode)i;
 }
 
-/* A byte count with an optional K/M/G suffix; returns 0 and sets *out, or -1. */
-static int parse_size(const char *v, size_t *out)
-{
-	char *end;
-	unsigned long long n;
-
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno || end == v || *v == '-')
-		return -1;
-	switch (*end) {
-	case 'K': case 'k': n <<= 10; end++; break;
-	case 'M': case 'm': n <<= 20; end++; break;
-	case 'G': case 'g': n <<= 30; end++; break;
-	}
-	if (*end)
-		return -1;
-	*out = (size_t)n;
-	return 0;
-}
-
 static void parse_size_var(const char *name, void (*set)(size_t))
 {
 	const char *v = getenv(name);
@@ -85,7 +62,7 @@ static void parse_size_var(const char *name, void (*set)(size_t))
 
 	if (!v || !*v)
 		return;
-	if (parse_size(v, &n) < 0) {
+	if (sf_parse_size(v, &n) < 0) {
 		sf_msg("%s=%s is not a number (digits with an optional K, M or G); ignored", name, v);
 		return;
 	}
@@ -103,14 +80,12 @@ static void parse_spawn(void)
 static void parse_debug(void)
 {
 	const char *v = getenv("SAFEFORK_DEBUG");
+	int d = sf_parse_debug(v);
 
-	if (!v || !*v || !strcmp(v, "0"))
-		return;
-	if (!strcmp(v, "1")) {
+	if (d < 0)
+		sf_msg("SAFEFORK_DEBUG=%s is not 0 or 1; ignored", v);
+	else if (d)
 		sf_debug = 1;
-		return;
-	}
-	sf_msg("SAFEFORK_DEBUG=%s is not 0 or 1; ignored", v);
 }
 
 void sf_init(void)

@@ -9,8 +9,10 @@
 #include "interpose.h"
 #include "msg.h"
 
+/* NOLINTBEGIN(bugprone-macro-parentheses): ret is a type, params a parameter list */
 #define SF_INTERCEPTOR(lib, ret, name, params) ret(*sf_real_##name) params;
 #define SF_COMPAT(lib, ret, name, params) ret(*sf_realc_##name) params;
+/* NOLINTEND(bugprone-macro-parentheses) */
 #include "interceptors.def"
 #undef SF_INTERCEPTOR
 #undef SF_COMPAT

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "envparse.h"
 #include "msg.h"
 #include "sysmem.h"
 
@@ -200,30 +201,11 @@ int sf_log_json(void)
 	return json;
 }
 
-/* The file's name for this process ("%p": its pid, "%%": a percent sign). */
-static void expand_path(char *path, size_t size)
-{
-	size_t k = 0;
-	int pid = getpid();
-
-	for (const char *p = log_path; *p && k < size - 16; p++) {
-		if (p[0] == '%' && p[1] == 'p') {
-			k += sf_format(path + k, size - k, "%d", pid);
-			p++;
-		} else if (p[0] == '%' && p[1] == '%') {
-			path[k++] = *p++;
-		} else {
-			path[k++] = *p;
-		}
-	}
-	path[k] = '\0';
-}
-
 static int write_file(const char *buf, size_t n)
 {
 	char path[600];
 
-	expand_path(path, sizeof(path));
+	sf_log_path_expand(path, sizeof(path), log_path, getpid());
 	int fd = (int)sf_syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		give_up("cannot open the file", errno);

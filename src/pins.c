@@ -83,7 +83,7 @@ int sf_pin_maybe_ring_fd(int fd)
 		return 0;
 	if (fd >= FD_BITS)
 		return __atomic_load_n(&ring_fds_high, __ATOMIC_RELAXED);
-	return (__atomic_load_n(&ring_fds[fd / 64], __ATOMIC_RELAXED) >> (fd % 64)) & 1;
+	return (int)((__atomic_load_n(&ring_fds[fd / 64], __ATOMIC_RELAXED) >> (fd % 64)) & 1);
 }
 
 static size_t home(uint64_t owner, uint64_t index)

@@ -221,9 +221,10 @@ static void run_probe(void)
 	int by_pfn = 0, r;
 
 	kern.reliable_pins = version_at_least(5, 19);
-	r = -1;
 #ifdef HAVE_LINUX_IO_URING_H
 	r = probe_one(0, &why, &by_pfn);
+#else
+	r = -1;
 #endif
 	if (r >= 0) {
 		kern.early_cow = r;

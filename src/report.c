@@ -24,6 +24,7 @@
 #include "callstack.h"
 #include "common.h"
 #include "engine.h"
+#include "envparse.h"
 #include "msg.h"
 #include "probe.h"
 #include "ranges.h"
@@ -55,12 +56,12 @@ void sf_report_init(void)
 {
 	const char *v = getenv("SAFEFORK_REPORT"), *log = getenv("SAFEFORK_LOG");
 
-	if (v && *v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+	int r = sf_parse_debug(v); /* the same 0/1 grammar as SAFEFORK_DEBUG */
+
+	if (r < 0)
 		sf_msg("SAFEFORK_REPORT=%s is not 0 or 1; ignored", v);
-	if (v && !strcmp(v, "1"))
-		asked = 1;
-	else if (!(v && !strcmp(v, "0")) && log && *log)
-		asked = 1;
+	/* 1 asks; 0 refuses even with SAFEFORK_LOG set; unset, a destination asks */
+	asked = r == 1 || (!(v && !strcmp(v, "0")) && log && *log);
 	sf_report_ready();
 }
 
@@ -191,7 +192,7 @@ struct buf {
 	char *p;
 	size_t n, cap;
 };
-#define BUF_SIZE (32 * 1024)
+#define BUF_SIZE ((size_t)32 * 1024)
 
 static void add(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void add(struct buf *b, const char *fmt, ...)

@@ -199,8 +199,8 @@ FILE *sf_shim_popen(const char *command, const char *mode)
 		if (fd >= 0 && fd != child_fd)
 			err = posix_spawn_file_actions_addclose(&fa, fd);
 	}
-	char *argv[] = { (char *)"sh", (char *)"-c", (char *)command, NULL };
 	if (!err) {
+		char *argv[] = { (char *)"sh", (char *)"-c", (char *)command, NULL };
 		err = sf_spawn(&ps->pid, SHELL_PATH, &fa, NULL, argv, environ, 0);
 		if (err < 0)
 			err = ENOSYS; /* cannot happen: sf_popen is only used when the layout is known */

@@ -58,11 +58,11 @@ enum sf_spawn_pref sf_spawn_pref = SF_SPAWN_AUTO;
 static int libc_at_least(int maj, int min)
 {
 	const char *v = gnu_get_libc_version();
-	int a = atoi(v), b = 0;
-	const char *dot = strchr(v, '.');
+	char *dot;
+	long a = strtol(v, &dot, 10), b = 0;
 
-	if (dot)
-		b = atoi(dot + 1);
+	if (*dot == '.')
+		b = strtol(dot + 1, NULL, 10);
 	return a > maj || (a == maj && b >= min);
 }
 
@@ -197,7 +197,7 @@ static void child_sigdefaults(const struct req *r)
 		} else if (sig >= 32 && sig < SIGRTMIN) {
 			ka.handler = SIG_IGN; /* glibc's internal signals (cancellation, setxid) */
 		} else {
-			struct kernel_sigaction cur;
+			struct kernel_sigaction cur = { 0 }; /* (written by the kernel: initialised for the analyzers) */
 			if (sf_syscall(SYS_rt_sigaction, sig, NULL, &cur, _NSIG / 8) != 0 || cur.handler == SIG_IGN ||
 			    cur.handler == SIG_DFL)
 				continue;
@@ -214,7 +214,7 @@ static int child_file_actions(const struct req *r)
 		switch (a->tag) {
 		case DO_CLOSE:
 			if (sf_syscall(SYS_close, a->a.close.fd) != 0) {
-				struct rlimit rl;
+				struct rlimit rl = { 0 };
 				/* only a descriptor out of range is an error (POSIX) */
 				if (a->a.close.fd < 0 || (sf_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 &&
 							  (rlim_t)a->a.close.fd >= rl.rlim_cur))
@@ -253,7 +253,7 @@ static int child_file_actions(const struct req *r)
 			break;
 		case DO_CLOSEFROM:
 			if (sf_syscall(SYS_close_range, a->a.fd_only.fd, ~0u, 0) != 0) {
-				struct rlimit rl; /* kernels before 5.9: one close per descriptor */
+				struct rlimit rl = { 0 }; /* kernels before 5.9: one close per descriptor */
 				if (sf_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) != 0)
 					return -1;
 				for (rlim_t fd = (rlim_t)a->a.fd_only.fd; fd < rl.rlim_cur && fd < (1u << 20); fd++)

@@ -17,9 +17,9 @@ static unsigned long long boot_counters[SF_C_NR];
 unsigned long long *sf_counter = boot_counters;
 
 _Static_assert(SF_C_ENTRIES == SAFEFORK_ENTRY_MAX, "entry counters");
-_Static_assert(offsetof(struct safefork_stats, forks_shared) == SF_C_SHARED * 8, "layout");
-_Static_assert(offsetof(struct safefork_stats, parent_ns) == SF_C_PARENT_NS * 8, "layout");
-_Static_assert(offsetof(struct safefork_stats, ranges) == SF_C_HEAD * 8, "layout");
+_Static_assert(offsetof(struct safefork_stats, forks_shared) == (size_t)SF_C_SHARED * 8, "layout");
+_Static_assert(offsetof(struct safefork_stats, parent_ns) == (size_t)SF_C_PARENT_NS * 8, "layout");
+_Static_assert(offsetof(struct safefork_stats, ranges) == (size_t)SF_C_HEAD * 8, "layout");
 _Static_assert((int)SAFEFORK_SOURCE_URING == (int)SF_SRC_URING && (int)SF_SRC_NR <= (int)SAFEFORK_SOURCE_MAX, "sources");
 
 unsigned long long sf_now_ns(void)

@@ -92,7 +92,7 @@ static int tracking(void)
 static unsigned pin_flags(int access)
 {
 	/* ODP: the device faults pages in through the process's page tables; nothing is pinned. */
-	return access & ACCESS_ON_DEMAND ? SF_RANGE_NOPIN : SAFEFORK_KERNEL_PIN;
+	return (access & ACCESS_ON_DEMAND) ? SF_RANGE_NOPIN : SAFEFORK_KERNEL_PIN;
 }
 
 static uintptr_t end_of(uintptr_t start, size_t len)

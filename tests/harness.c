@@ -160,6 +160,14 @@ int t_run(const char *self, const char *role, int preload, const char *mode, con
 	fflush(stderr);
 	if (err_out && pipe2(errpipe, O_CLOEXEC) < 0)
 		t_fail("pipe: %s", strerror(errno));
+	/* The executable by name: under valgrind, exec of /proc/self/exe would
+	 * start valgrind's tool as the program (readlink gives the program's path). */
+	static char exe[4096];
+	ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (exe_len <= 0 || exe_len >= (ssize_t)sizeof(exe) - 1)
+		strcpy(exe, "/proc/self/exe");
+	else
+		exe[exe_len] = '\0';
 	pid_t pid = fork();
 	if (pid < 0)
 		t_fail("fork: %s", strerror(errno));
@@ -175,7 +183,7 @@ int t_run(const char *self, const char *role, int preload, const char *mode, con
 			if ((preload && access(t_lib_path(), R_OK) != 0) || access("/proc/self/exe", R_OK) != 0)
 				_exit(126);
 		}
-		execve("/proc/self/exe", argv, envp);
+		execve(exe, argv, envp);
 		_exit(127);
 	}
 	if (err_out) {

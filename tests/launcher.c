@@ -279,6 +279,14 @@ static void check_modes(void)
 	st = run(L("--mode=log", self_path, "case"), NULL);
 	T_CHECK(st == T_STALE && strstr(err, "safefork:"), "--mode=log: %d, expected stale and a report: %s", st,
 		err);
+	/* --report: the protected fork's call site is reported; --json: as one JSON object per line */
+	st = run(L("--mode=copy", "--report", self_path, "case"), NULL);
+	T_CHECK(st == T_COHERENT && strstr(err, "safefork: ") && strstr(err, " via fork"),
+		"--report: %d, expected coherent and a call-site report: %s", st, err);
+	st = run(L("--mode=log", "--json", self_path, "case"), NULL);
+	T_CHECK(st == T_STALE && !strncmp(err, "{\"", 2) && strstr(err, "\"entry\":\"fork\"") &&
+			!strstr(err, "\nsafefork:"),
+		"--json: %d, expected stale and JSON lines only: %s", st, err);
 
 	/* --debug: the probe's findings; with --log=FILE they go to the file (%p: the command's pid). */
 	st = run(L("--debug", self_path, "case"), NULL);

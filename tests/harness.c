@@ -72,15 +72,37 @@ int t_lib_loaded(void)
 	return dlsym(RTLD_DEFAULT, "safefork_register") != NULL;
 }
 
+/*
+ * Resolved once, found or not (the library is preloaded or linked, never
+ * dlopen()ed by a test, and never unloaded: -z nodelete).  dlsym takes the
+ * dynamic linker's lock, and a failed one allocates its error: a fork from
+ * a signal handler interrupting a registering thread must find neither
+ * taken (tests/signal-fork).
+ */
+#define LIB_ABSENT ((void *)1)
+static void *lib_fn(void **slot, const char *name)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (!f) {
+		f = dlsym(RTLD_DEFAULT, name);
+		if (!f)
+			f = LIB_ABSENT;
+		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
+	}
+	return f == LIB_ABSENT ? NULL : f;
+}
+
 int t_register(const void *addr, size_t len, unsigned flags)
 {
-	reg_fn f = (reg_fn)dlsym(RTLD_DEFAULT, "safefork_register");
+	static void *slot;
+	reg_fn f = (reg_fn)lib_fn(&slot, "safefork_register");
 	return f ? f(addr, len, flags) : 0;
 }
 
 int t_unregister(const void *addr, size_t len)
 {
-	unreg_fn f = (unreg_fn)dlsym(RTLD_DEFAULT, "safefork_unregister");
+	static void *slot;
+	unreg_fn f = (unreg_fn)lib_fn(&slot, "safefork_unregister");
 	return f ? f(addr, len) : 0;
 }
 

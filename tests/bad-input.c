@@ -46,19 +46,6 @@ static int role_unmapped(void)
 	return v;
 }
 
-static size_t vm_size(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	size_t kb = 0;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb * 1024;
-}
-
 static int role_rlimit_as(void)
 {
 	size_t len = 64 << 20;
@@ -67,7 +54,7 @@ static int role_rlimit_as(void)
 	T_CHECK(t_register(buf, len, 0) == 0, "register");
 	struct t_device dev;
 	t_dev_attach(&dev, buf, 8 * 4096);
-	struct rlimit rl = { vm_size() + (4 << 20), RLIM_INFINITY };
+	struct rlimit rl = { t_vm_size() + (4 << 20), RLIM_INFINITY };
 	T_CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
 	pid_t pid = fork();
 	if (pid == 0) {

@@ -255,6 +255,19 @@ int t_can_see_pfns(void)
 	return t_pfn((const void *)&probe) != 0;
 }
 
+size_t t_vm_size(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t kb = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb * 1024;
+}
+
 int t_vma_count(void)
 {
 	FILE *f = fopen("/proc/self/maps", "re");

@@ -61,6 +61,8 @@ uint64_t t_pfn(const void *addr);
 int t_can_see_pfns(void);
 /* /proc/self/pagemap bit 56: the page is mapped exclusively (not shared with a child). */
 int t_page_exclusive(const void *addr);
+/* The address space's size (VmSize in /proc/self/status), for RLIMIT_AS limits. */
+size_t t_vm_size(void);
 /* Number of lines in /proc/self/maps. */
 int t_vma_count(void);
 /* Sum of AnonHugePages (kB) of the mapping containing addr, from /proc/self/smaps; -1 if not found. */

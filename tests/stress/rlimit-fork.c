@@ -26,19 +26,6 @@ static long forks_each;
 static int active;
 static unsigned zeros_seen[2], copies_seen[2];
 
-static size_t vm_size(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	size_t kb = 0;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb * 1024;
-}
-
 static int all_zero(const char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i += 8)
@@ -98,7 +85,7 @@ static int role(void)
 	forks_each = forks / 2;
 	for (int i = 0; i < 2; i++) /* the threads' stacks first */
 		T_CHECK(pthread_create(&th[i], NULL, forker, (void *)(uintptr_t)i) == 0, "pthread_create");
-	struct rlimit rl = { vm_size() + (1 << 20), RLIM_INFINITY };
+	struct rlimit rl = { t_vm_size() + (1 << 20), RLIM_INFINITY };
 	T_CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
 	go = 1;
 	for (int i = 0; i < 2; i++)

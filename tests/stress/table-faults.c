@@ -117,19 +117,6 @@ static int role_cap(void)
 	return v;
 }
 
-static size_t vm_size(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	size_t kb = 0;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb * 1024;
-}
-
 static int role_nomem(void)
 {
 	size_t coherent, max = 1u << 20, n = 0;
@@ -142,7 +129,7 @@ static int role_nomem(void)
 	}
 	/* warm-up fork: the staging pool exists before the limit */
 	T_CHECK(verdict(16, &coherent) != 0, "warm-up");
-	struct rlimit rl = { vm_size() + (1 << 20), RLIM_INFINITY };
+	struct rlimit rl = { t_vm_size() + (1 << 20), RLIM_INFINITY };
 	T_CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
 	int e = 0;
 	for (; n < max; n++)

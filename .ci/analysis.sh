@@ -22,16 +22,8 @@ step() { # step NAME STATUS(0 pass, 77 skip, else fail) SECONDS
 
 # Tools: clang (libFuzzer is in libclang-rt-14-dev on Debian 12), cppcheck,
 # clang-tidy, valgrind.
-missing=""
-for p in clang libclang-rt-14-dev cppcheck clang-tidy valgrind; do
-	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	echo "== installing:$missing"
-	{ $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null; } ||
-		echo "could not install$missing: the steps that need them will skip"
-fi
+. .ci/need.sh
+ci_need "the steps that need them will skip" clang libclang-rt-14-dev cppcheck clang-tidy valgrind
 
 # A build of our own (an in-tree configure forbids VPATH builds): a pristine copy.
 work=$(mktemp -d)

@@ -10,15 +10,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-missing=""
-for p in valgrind strace; do
-	command -v "$p" >/dev/null 2>&1 || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	{ $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null; } ||
-		echo "could not install$missing: those parts skip"
-fi
+. .ci/need.sh
+ci_need "those parts skip" valgrind strace
 
 if ! make -j"$(nproc)" bench-build >/tmp/safefork-bench-build.$$ 2>&1; then
 	tail -n 20 /tmp/safefork-bench-build.$$

@@ -38,14 +38,8 @@ finish() {
 
 need="build-essential autoconf automake libtool pkgconf binutils groff debhelper dpkg-dev fakeroot lintian
       libibverbs-dev liburing-dev libunwind-dev"
-missing=""
-for p in $need; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	echo "== installing:$missing"
-	{ $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null; } ||
-		{ echo "could not install$missing"; fail=$((fail + 1)); finish; }
-fi
+. .ci/need.sh
+ci_need "" $need || { fail=$((fail + 1)); finish; }
 
 w=$(mktemp -d /tmp/safefork-packaging.XXXXXX)
 trap 'rm -rf "$w"' EXIT

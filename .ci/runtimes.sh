@@ -9,16 +9,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-missing=""
-for p in openmpi-bin libopenmpi-dev ibverbs-utils python3; do
-	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	echo "== installing:$missing"
-	{ $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null; } ||
-		echo "could not install$missing: those scenarios will skip"
-fi
+. .ci/need.sh
+ci_need "those scenarios will skip" openmpi-bin libopenmpi-dev ibverbs-utils python3
 if [ ! -f Makefile ]; then
 	echo "no Makefile: build the tree first (.ci/run does)"
 	echo "0 passed, 1 failed, 0 skipped"

@@ -11,16 +11,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 need="qemu-system-x86 busybox-static cpio kmod iproute2 ibverbs-utils ibverbs-providers libibverbs-dev liburing-dev"
-missing=""
-for p in $need; do
-	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-	echo "== installing:$missing"
-	{ $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null; } ||
-		echo "could not install$missing: check-vm will skip what it cannot run"
-fi
+. .ci/need.sh
+ci_need "check-vm will skip what it cannot run" $need
 if [ ! -f Makefile ]; then
 	{ ./autogen.sh && ./configure -q WERROR_CFLAGS=-Werror; } >/dev/null 2>&1 || { echo "configure failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 fi

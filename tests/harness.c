@@ -1,5 +1,6 @@
 /* harness.c - shared test helpers; see harness.h. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -253,6 +254,20 @@ int t_can_see_pfns(void)
 	static volatile char probe = 1;
 	probe = 2;
 	return t_pfn((const void *)&probe) != 0;
+}
+
+int t_fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	struct dirent *e;
+
+	if (!d)
+		t_fail("opendir /proc/self/fd");
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the DIR's own */
 }
 
 size_t t_vm_size(void)

@@ -63,6 +63,8 @@ int t_can_see_pfns(void);
 int t_page_exclusive(const void *addr);
 /* The address space's size (VmSize in /proc/self/status), for RLIMIT_AS limits. */
 size_t t_vm_size(void);
+/* Open descriptors of this process (the one counting them excluded). */
+int t_fd_count(void);
 /* Number of lines in /proc/self/maps. */
 int t_vma_count(void);
 /* Sum of AnonHugePages (kB) of the mapping containing addr, from /proc/self/smaps; -1 if not found. */

@@ -12,17 +12,6 @@
 #include <unistd.h>
 #include "harness.h"
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1; /* the DIR's own */
-}
-
 static int role(void)
 {
 	size_t len = 16 * 4096;
@@ -34,14 +23,14 @@ static int role(void)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	int fds = count_fds();
+	int fds = t_fd_count();
 	for (int i = 0; i < 3; i++) {
 		errno = 4242;
 		pid_t pid = fork();
 		int e = errno;
 		if (pid == 0) {
 			sigprocmask(SIG_BLOCK, NULL, &now);
-			if (e != 4242 || count_fds() != fds || !sigismember(&now, SIGUSR2) || sigismember(&now, SIGUSR1))
+			if (e != 4242 || t_fd_count() != fds || !sigismember(&now, SIGUSR2) || sigismember(&now, SIGUSR1))
 				_exit(2);
 			_exit(0);
 		}
@@ -49,7 +38,7 @@ static int role(void)
 		T_CHECK(t_wait(pid) == 0, "child saw a changed errno, fd set or signal mask");
 		sigprocmask(SIG_BLOCK, NULL, &now);
 		T_CHECK(sigismember(&now, SIGUSR2) && !sigismember(&now, SIGUSR1), "parent signal mask changed");
-		T_CHECK(count_fds() == fds, "parent fd count changed");
+		T_CHECK(t_fd_count() == fds, "parent fd count changed");
 	}
 	return 0;
 }

@@ -32,17 +32,6 @@ int deep_fork_outer(void);
 
 #define LEN (16 * 4096ul)
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
-}
-
 /* Three system() calls from one site and two fork() from another, both three calls deep in libdeep. */
 static int role_sites(void)
 {
@@ -51,12 +40,12 @@ static int role_sites(void)
 	fprintf(stderr, "role pid %d\n", (int)getpid());
 	memset(buf, 1, LEN);
 	T_CHECK(t_register(buf, LEN, 0) == 0, "register");
-	int fds = count_fds();
+	int fds = t_fd_count();
 	for (volatile int i = 0; i < 3; i++)
 		T_CHECK(deep_outer("true") == 0, "system(\"true\") failed");
 	for (volatile int i = 0; i < 2; i++)
 		T_CHECK(deep_fork_outer() == 0, "fork helper failed");
-	T_CHECK(count_fds() == fds, "a descriptor was left open: %d -> %d", fds, count_fds());
+	T_CHECK(t_fd_count() == fds, "a descriptor was left open: %d -> %d", fds, t_fd_count());
 	struct safefork_stats st;
 	if (t_lib_active() && t_stats(&st) == 0)
 		T_CHECK(st.forks[SAFEFORK_ENTRY_SYSTEM] == 3 && st.forks[SAFEFORK_ENTRY_FORK] == 2,

@@ -25,7 +25,7 @@ extern char **environ;
 /* The exec()ed image: what it starts with. */
 static int image(void)
 {
-	int fds = s_fd_count(), base = atoi(getenv("S_BASE_FDS") ? getenv("S_BASE_FDS") : "3");
+	int fds = t_fd_count(), base = atoi(getenv("S_BASE_FDS") ? getenv("S_BASE_FDS") : "3");
 	if (fds > base) {
 		printf("image: %d descriptors open, %d before the test opened any\n", fds, base);
 		return 2;
@@ -51,7 +51,7 @@ static int role(void)
 
 	s_watchdog(600);
 	char base[32];
-	snprintf(base, sizeof(base), "%d", s_fd_count()); /* what this process was started with */
+	snprintf(base, sizeof(base), "%d", t_fd_count()); /* what this process was started with */
 	setenv("S_BASE_FDS", base, 1);
 	t_fill(buf, LEN, 1);
 	T_CHECK(t_register(buf, LEN, 0) == 0, "register");

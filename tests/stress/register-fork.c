@@ -154,7 +154,7 @@ static int role(long forks)
 	/* Round 0 warms up what legitimately stays (cached thread stacks, the staging pool, scratch). */
 	long warm = forks / 50 < 20 ? 20 : forks / 50;
 	storm(warm);
-	int vmas = t_vma_count(), fds = s_fd_count();
+	int vmas = t_vma_count(), fds = t_fd_count();
 	static struct t_map_ent m0[512], m1[512];
 	int n0 = t_maps_read(m0, 512);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -163,7 +163,7 @@ static int role(long forks)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	double secs = ((unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec - t0) / 1e9;
 
-	int vmas_after = t_vma_count(), fds_after = s_fd_count();
+	int vmas_after = t_vma_count(), fds_after = t_fd_count();
 	/* A leak would grow with the forks; a mapping or two come and go as neighbours merge or not. */
 	if (vmas_after > vmas + 4) {
 		int n1 = t_maps_read(m1, 512);

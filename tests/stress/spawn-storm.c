@@ -119,7 +119,7 @@ static int role(void)
 	pthread_sigmask(SIG_SETMASK, NULL, &mask_before);
 
 	storm(THREADS * 6); /* warm-up: cached thread stacks, the staging pool */
-	int vmas = t_vma_count(), fds = s_fd_count();
+	int vmas = t_vma_count(), fds = t_fd_count();
 	storm(total);
 
 	sigaction(SIGINT, NULL, &now);
@@ -130,7 +130,7 @@ static int role(void)
 	T_CHECK(sigismember(&mask_now, SIGCHLD) == sigismember(&mask_before, SIGCHLD), "SIGCHLD left blocked");
 	errno = 0;
 	T_CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "a child was left to reap");
-	T_CHECK(s_fd_count() <= fds, "descriptors grew from %d to %d", fds, s_fd_count());
+	T_CHECK(t_fd_count() <= fds, "descriptors grew from %d to %d", fds, t_fd_count());
 	T_CHECK(t_vma_count() <= vmas + 4, "mappings grew from %d to %d", vmas, t_vma_count());
 
 	t_fill(buf, LEN, 999);

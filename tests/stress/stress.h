@@ -44,21 +44,6 @@ static inline void s_watchdog(unsigned base_seconds)
 	t_watchdog((unsigned)(base_seconds * (s < 1 ? 1 : s)) + 60);
 }
 
-/* Open descriptors of this process (the one opendir uses not counted). */
-static inline int s_fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-	struct dirent *e;
-
-	if (!d)
-		t_fail("opendir /proc/self/fd");
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
-}
-
 /* Does page (4096 bytes) hold t_fill(buf, ..., gen)'s pattern at offset off of buf? */
 static inline int s_page_is(const char *page, size_t off, uint32_t gen)
 {

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "median.h"
 
 #include "ranges.h"
 
@@ -54,18 +55,6 @@ static void random_range(uintptr_t *s, uintptr_t *e)
 {
 	*s = (uintptr_t)0x100000000000ull + (uintptr_t)(rnd() % (1ull << 28)) * 4096;
 	*e = *s + 4096 * (1 + rnd() % 16);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void die(const char *what, int rc)

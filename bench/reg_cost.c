@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
+#include "median.h"
 
 #include "safefork.h"
 
@@ -263,18 +264,6 @@ static long count_between_markers(const char *path, long *second)
 	fclose(f);
 	*second = count[1];
 	return marks >= 4 ? count[0] : -1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n ? (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) : 0;
 }
 
 static int have_strace(void)

@@ -169,15 +169,7 @@ static void expect(const char *self, const char *role, const char *env, int want
 		return;
 	}
 	T_CHECK(st == want, "%s: got status %d, want %d; stderr: %s", role, st, want, err);
-	int n = 0, reports = 0;
-	for (const char *p = err; (p = strstr(p, "safefork: ")); p++) {
-		if (!strncmp(p, "safefork:   ", 12)) /* a frame of a call-site report */
-			continue;
-		if (!strncmp(p, "safefork: degraded fork in pid ", 31)) /* a fallback's call-site report */
-			reports++;
-		else
-			n++;
-	}
+	int reports, n = t_msg_lines(err, &reports);
 	T_CHECK(n == lines && (!msg || strstr(err, msg)), "%s: want %d line(s) with \"%s\", got: %s", role, lines,
 		msg ? msg : "", err);
 	/* a fork whose protection degraded is reported with its call site, unasked (tests/reports) */

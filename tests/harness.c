@@ -256,6 +256,25 @@ int t_can_see_pfns(void)
 	return t_pfn((const void *)&probe) != 0;
 }
 
+int t_msg_lines(const char *err, int *reports)
+{
+	int n = 0, r = 0;
+
+	for (const char *p = err; (p = strstr(p, "safefork:")); p++) {
+		if (p != err && p[-1] != '\n')
+			continue;
+		if (!strncmp(p, "safefork:   ", 12)) /* a frame of a call-site report */
+			continue;
+		if (!strncmp(p, "safefork: degraded fork in pid ", 31)) /* a fallback's call-site report */
+			r++;
+		else
+			n++;
+	}
+	if (reports)
+		*reports = r;
+	return n;
+}
+
 int t_fd_count(void)
 {
 	DIR *d = opendir("/proc/self/fd");

@@ -63,6 +63,12 @@ int t_can_see_pfns(void);
 int t_page_exclusive(const void *addr);
 /* The address space's size (VmSize in /proc/self/status), for RLIMIT_AS limits. */
 size_t t_vm_size(void);
+/*
+ * Lines of err that start "safefork:" and are messages, not the call-site
+ * report a degraded fork gets (its headline and frames); the headlines are
+ * counted into *reports when it is not NULL.
+ */
+int t_msg_lines(const char *err, int *reports);
 /* Open descriptors of this process (the one counting them excluded). */
 int t_fd_count(void);
 /* Number of lines in /proc/self/maps. */

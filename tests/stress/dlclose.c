@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 	T_CHECK(st == T_COHERENT, "status %d; stderr: %s", st, err);
 	/* The library's .bss may share its last page with the main thread's static TLS (ld.so places
 	 * both in one anonymous mapping): that page is left copy-on-write, with its own line. */
-	int lines = s_lines(err), tcb = strstr(err, "thread control block") != NULL;
+	int lines = t_msg_lines(err, NULL), tcb = strstr(err, "thread control block") != NULL;
 	T_CHECK(lines == 1 + tcb && strstr(err, "no longer mapped"), "want one line about the unmapped ranges, got: %s",
 		err);
 	t_note("said: %s", err);

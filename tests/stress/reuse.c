@@ -282,7 +282,7 @@ int main(int argc, char **argv)
 		int st = t_run(argv[0], cases[i].role, 1, "copy", NULL, err, sizeof(err));
 		T_CHECK(st == T_COHERENT, "%s: status %d; stderr: %s", cases[i].role, st, err);
 		if (cases[i].line)
-			T_CHECK(s_lines(err) == 1 && strstr(err, cases[i].line), "%s: want one line about \"%s\", got: %s",
+			T_CHECK(t_msg_lines(err, NULL) == 1 && strstr(err, cases[i].line), "%s: want one line about \"%s\", got: %s",
 				cases[i].role, cases[i].line, err);
 		t_note("%s: fine%s%s", cases[i].role, *err ? "; said: " : "", err);
 		T_CHECK(t_expect(argv[0], cases[i].role, 1, "off", T_STALE) == 0, "%s: control", cases[i].role);

@@ -130,7 +130,7 @@ int main(int argc, char **argv)
 		return role();
 	int st = t_run(argv[0], "rlimit", 1, "copy", NULL, err, sizeof(err));
 	T_CHECK(st == T_COHERENT, "with the library: status %d, stderr: %s", st, err);
-	T_CHECK(s_lines(err) == 1 && strstr(err, "staging memory"), "want one line about the staging, got: %s", err);
+	T_CHECK(t_msg_lines(err, NULL) == 1 && strstr(err, "staging memory"), "want one line about the staging, got: %s", err);
 	t_note("said: %s", err);
 	T_CHECK(t_expect(argv[0], "rlimit", 1, "off", T_STALE) == 0, "control");
 	T_CHECK(t_expect(argv[0], "rlimit", 0, NULL, T_STALE) == 0, "control");

@@ -79,15 +79,4 @@ static inline unsigned long long s_forks(const struct safefork_stats *st)
 	return n;
 }
 
-/* Lines starting "safefork:" in a captured stderr. */
-static inline int s_lines(const char *err)
-{
-	int n = 0;
-	for (const char *p = err; (p = strstr(p, "safefork:")); p++)
-		if (p == err || p[-1] == '\n')
-			/* not the call-site report a degraded fork gets (tests/reports): headline and frames */
-			n += strncmp(p, "safefork: degraded fork in pid ", 31) && strncmp(p, "safefork:   ", 12);
-	return n;
-}
-
 #endif

@@ -135,11 +135,11 @@ static int dest, dest_failed, json;
 static char log_path[512];
 
 static const char *escape_into(char *dst, size_t size, const char *s);
-/* One message line in the current format, straight to standard error. */
-static void to_stderr(const char *buf, size_t n)
+/* All of buf to fd, as far as the kernel takes it (one write(2) for a line that fits a pipe). */
+static void write_all(int fd, const char *buf, size_t n)
 {
 	while (n) {
-		ssize_t w = write(STDERR_FILENO, buf, n);
+		long w = sf_syscall(SYS_write, fd, buf, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -147,6 +147,12 @@ static void to_stderr(const char *buf, size_t n)
 		buf += w;
 		n -= (size_t)w;
 	}
+}
+
+/* One message line in the current format, straight to standard error. */
+static void to_stderr(const char *buf, size_t n)
+{
+	write_all(STDERR_FILENO, buf, n);
 }
 
 static size_t format_line(char *out, size_t size, const char *text);
@@ -211,15 +217,7 @@ static int write_file(const char *buf, size_t n)
 		give_up("cannot open the file", errno);
 		return -1;
 	}
-	while (n) {
-		long w = sf_syscall(SYS_write, fd, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		buf += w;
-		n -= (size_t)w;
-	}
+	write_all(fd, buf, n);
 	sf_close(fd);
 	return 0;
 }

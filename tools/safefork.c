@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "safefork.h"
+#include "preload.h"
 
 /* Set by the build: where `make install` puts the library and this program. */
 #ifndef SF_LIBDIR
@@ -166,52 +167,6 @@ static char *find_library(void)
 	    SF_LIBDIR);
 }
 
-/* A sanitizer runtime must be the first object loaded: it keeps its place before us. */
-static int is_sanitizer_runtime(const char *entry, size_t len)
-{
-	static const char *const names[] = { "libasan.", "libhwasan.", "libtsan.", "libclang_rt." };
-	const char *base = entry;
-
-	for (size_t i = 0; i < len; i++)
-		if (entry[i] == '/')
-			base = entry + i + 1;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strncmp(base, names[i], strlen(names[i])))
-			return 1;
-	return 0;
-}
-
-/*
- * LD_PRELOAD with lib first (after leading sanitizer runtimes); the old
- * entries keep their order, an entry naming lib itself is dropped.  The
- * dynamic linker separates entries with spaces or colons; we write colons.
- */
-static char *preload_value(const char *lib, const char *old)
-{
-	size_t cap = strlen(lib) + (old ? strlen(old) : 0) + 2;
-	char *out = malloc(cap), *o = out;
-	int placed = 0;
-
-	if (!out)
-		die(EXIT_LAUNCHER, "out of memory");
-	*o = 0;
-	for (const char *p = old ? old : ""; *p;) {
-		size_t len = strcspn(p, " :");
-		if (len && !(strlen(lib) == len && !strncmp(p, lib, len))) {
-			if (!placed && !is_sanitizer_runtime(p, len)) {
-				o += sprintf(o, "%s%s", o == out ? "" : ":", lib);
-				placed = 1;
-			}
-			o += sprintf(o, "%s%.*s", o == out ? "" : ":", (int)len, p);
-		}
-		p += len;
-		p += strspn(p, " :");
-	}
-	if (!placed)
-		sprintf(o, "%s%s", o == out ? "" : ":", lib);
-	return out;
-}
-
 static void set(const char *name, const char *value)
 {
 	if (setenv(name, value, 1) < 0)
@@ -336,7 +291,10 @@ int main(int argc, char **argv)
 	if (do_probe)
 		return probe(lib);
 
-	set("LD_PRELOAD", preload_value(lib, getenv("LD_PRELOAD")));
+	char *preload = sf_preload_value(lib, getenv("LD_PRELOAD"));
+	if (!preload)
+		die(EXIT_LAUNCHER, "out of memory");
+	set("LD_PRELOAD", preload);
 	execvp(argv[optind], argv + optind);
 	int e = errno;
 	die(e == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC, "cannot run %s: %s", argv[optind], strerror(e));

@@ -1,0 +1,166 @@
+/*
+ * spank_safefork.c - Slurm SPANK plugin: libsafefork in the tasks of a job.
+ *
+ *   srun|sbatch|salloc --safefork[=MODE] ...        (MODE: a SAFEFORK_MODE)
+ *   plugstack.conf:  optional spank_safefork.so [default=MODE] [library=PATH]
+ *
+ * With the option, or a site default from plugstack.conf, every task of
+ * the job step starts with the library first in LD_PRELOAD and
+ * SAFEFORK_MODE set; with neither, the plugin changes nothing.  See
+ * safefork-spank(8).
+ *
+ * The environment is changed in slurm_spank_user_init: it runs once per
+ * step on each node, in slurmstepd, as the job's user (privileges dropped)
+ * and before any task is forked.  So the library is checked once per node
+ * with the user's own rights, a missing one is said once per node rather
+ * than once per task, and every task (the batch script of an sbatch job
+ * too) inherits the result; slurmstepd's own environment is not touched.
+ * The plugin never fails a job: a bad plugstack.conf argument or a missing
+ * library is one "safefork:" line and the job runs without the library.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <slurm/spank.h>
+
+#include "preload.h"
+
+#ifndef SF_LIBDIR
+#error SF_LIBDIR and SF_SONAME come from the Makefile
+#endif
+
+SPANK_PLUGIN(safefork, 1);
+
+/* The library's modes (SAFEFORK_MODE); checked here so srun refuses a bad one before the job starts. */
+static const char *const modes[] = { "auto", "copy", "dontfork", "wipe", "log", "off" };
+#define MODES_TEXT "auto, copy, dontfork, wipe, log or off"
+
+static char library[4096] = SF_LIBDIR "/" SF_SONAME; /* library=PATH */
+static const char *site_default;                      /* default=MODE; NULL: only jobs that ask */
+
+static const char *known_mode(const char *s)
+{
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (!strcmp(s, modes[i]))
+			return modes[i];
+	return NULL;
+}
+
+/* --safefork[=MODE]: refused in srun/sbatch/salloc when MODE is not a mode. */
+static int check_option(int val, const char *optarg, int remote)
+{
+	(void)val;
+	if (optarg && *optarg && !known_mode(optarg)) {
+		if (!remote)
+			slurm_error("safefork: --safefork=%s: not a mode (" MODES_TEXT ")", optarg);
+		return -1;
+	}
+	return 0;
+}
+
+static struct spank_option option = {
+	"safefork", "[MODE]",
+	"Preload libsafefork into every task: fork() keeps memory pinned for device DMA coherent. "
+	"MODE: " MODES_TEXT " (default: the site's, else auto); off: not preloaded.",
+	2, 0, check_option
+};
+
+/* plugstack.conf arguments: a bad one is said and ignored (jobs run as if it were absent). */
+static void parse_args(int ac, char **av)
+{
+	for (int i = 0; i < ac; i++) {
+		if (!strncmp(av[i], "default=", 8)) {
+			const char *m = known_mode(av[i] + 8);
+			if (m || !strcmp(av[i] + 8, "none"))
+				site_default = m;
+			else
+				slurm_error("safefork: plugstack.conf: %s: not a mode (" MODES_TEXT ", or none); ignored",
+					    av[i]);
+		} else if (!strncmp(av[i], "library=", 8)) {
+			const char *p = av[i] + 8;
+			if (p[0] != '/' || strpbrk(p, " :") || strlen(p) >= sizeof(library))
+				slurm_error("safefork: plugstack.conf: %s: an absolute path without spaces or colons "
+					    "is needed; ignored",
+					    av[i]);
+			else
+				strcpy(library, p);
+		} else {
+			slurm_error("safefork: plugstack.conf: unknown argument %s (default=MODE, library=PATH); ignored",
+				    av[i]);
+		}
+	}
+}
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+	parse_args(ac, av);
+	/* registered (not a static spank_options table) so that sbatch and salloc have it too */
+	if (spank_option_register(sp, &option) != ESPANK_SUCCESS)
+		slurm_error("safefork: cannot register --safefork");
+	return 0;
+}
+
+/* The job's value of name (malloc'd), or NULL when it has none. */
+static char *job_getenv(spank_t sp, const char *name)
+{
+	for (int len = 4096; len <= (1 << 24); len *= 4) {
+		char *buf = malloc((size_t)len);
+		if (!buf)
+			return NULL;
+		spank_err_t e = spank_getenv(sp, name, buf, len);
+		if (e == ESPANK_SUCCESS)
+			return buf;
+		free(buf);
+		if (e != ESPANK_NOSPACE)
+			return NULL;
+	}
+	return NULL;
+}
+
+int slurm_spank_user_init(spank_t sp, int ac, char **av)
+{
+	char *arg = NULL;
+	const char *mode;
+	int asked = spank_option_getopt(sp, &option, &arg) == ESPANK_SUCCESS;
+
+	(void)ac;
+	(void)av;
+	if (asked && arg && *arg)
+		mode = known_mode(arg);
+	else if (asked)
+		mode = site_default ? site_default : "auto";
+	else if (site_default)
+		mode = site_default;
+	else
+		return 0; /* neither the option nor a default: no effect at all */
+	if (!mode) { /* the option comes from the job's environment, which srun did not check */
+		slurm_error("safefork: --safefork=%s: not a mode (" MODES_TEXT "); the job runs without the library",
+			    arg);
+		return 0;
+	}
+
+	if (strcmp(mode, "off")) {
+		if (access(library, R_OK) != 0) {
+			slurm_error("safefork: %s: %s; the job runs without the library", library, strerror(errno));
+			return 0;
+		}
+		char *old = job_getenv(sp, "LD_PRELOAD");
+		char *val = sf_preload_value(library, old);
+		free(old);
+		if (!val || spank_setenv(sp, "LD_PRELOAD", val, 1) != ESPANK_SUCCESS) {
+			slurm_error("safefork: cannot set LD_PRELOAD; the job runs without the library");
+			free(val);
+			return 0;
+		}
+		free(val);
+	}
+	/* Asked for: the option wins.  A site default leaves a SAFEFORK_MODE the user exported alone. */
+	spank_setenv(sp, "SAFEFORK_MODE", mode, asked);
+	return 0;
+}

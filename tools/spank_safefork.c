@@ -52,16 +52,18 @@ static const char *known_mode(const char *s)
 	return NULL;
 }
 
-/* --safefork[=MODE]: refused in srun/sbatch/salloc when MODE is not a mode. */
+/*
+ * --safefork[=MODE]: refused in srun/sbatch/salloc when MODE is not a mode.
+ * Never in slurmstepd, where a refusal would fail the job step: a bad value
+ * that got there (through the job's environment) is said by user_init.
+ */
 static int check_option(int val, const char *optarg, int remote)
 {
 	(void)val;
-	if (optarg && *optarg && !known_mode(optarg)) {
-		if (!remote)
-			slurm_error("safefork: --safefork=%s: not a mode (" MODES_TEXT ")", optarg);
-		return -1;
-	}
-	return 0;
+	if (remote || !optarg || !*optarg || known_mode(optarg))
+		return 0;
+	slurm_error("safefork: --safefork=%s: not a mode (" MODES_TEXT ")", optarg);
+	return -1;
 }
 
 static struct spank_option option = {

@@ -16,7 +16,8 @@
 #                 the option's mode wins over an exported SAFEFORK_MODE
 #   mpi           tests/runtimes/mpi-fork and examples/mpi_runtime, 2 ranks
 #                 launched by srun --mpi=pmix (or pmi2), with and without
-#   sbatch        #SBATCH --safefork=copy: the batch script and its srun tasks
+#   sbatch        #SBATCH --safefork=copy: the batch script and its srun tasks;
+#                 salloc --safefork=log: the steps in the allocation
 #   site-default  plugstack.conf default=copy: tasks protected without asking;
 #                 a user's SAFEFORK_MODE kept; --safefork=off opts out
 #   missing       library= a missing file: one "safefork:" line, the job runs
@@ -314,7 +315,12 @@ want "its srun step: not both tasks mapped, copy and coherent" eq "$(count job-c
 want "its steps' LD_PRELOAD is not the library once" eq "$(count job-copy "^step: LD_PRELOAD=$lib\$")" 1
 want "without the #SBATCH line: the script maps the library" eq "$(count job-none '^script: maps 0$')" 1
 want "without the #SBATCH line: not both tasks absent and STALE" eq "$(count job-none "$absent_stale")" 2
-report sbatch "#SBATCH --safefork=copy: the batch script maps the library, its srun step's tasks are coherent, LD_PRELOAD holds it once; without the line: absent and STALE" job-copy job-none
+# salloc: the option reaches the steps started in the allocation.
+run alloc salloc -n 1 --safefork=log srun "$task"
+r3=$?
+want "salloc --safefork=log: status $r3, or its step's task not mapped with log" \
+	eq "$r3:$(count alloc 'library mapped, SAFEFORK_MODE=log,')" 0:1
+report sbatch "#SBATCH --safefork=copy: the batch script maps the library, its srun step's tasks are coherent, LD_PRELOAD holds it once; without the line: absent and STALE; salloc --safefork=log: its step mapped with log" job-copy job-none alloc
 
 # site-default: default=copy in plugstack.conf protects jobs that did not ask; a SAFEFORK_MODE the
 # user exported is kept; --safefork=off opts out.

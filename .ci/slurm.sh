@@ -17,8 +17,8 @@ if [ ! -f Makefile ]; then
 	echo "0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
-if { grep -q '^HAVE_SLURM_TRUE = #' Makefile && [ -f /usr/include/slurm/spank.h ]; } ||
-	{ grep -q '^HAVE_MPI_TRUE = #' Makefile && command -v mpicc >/dev/null; }; then
+if { grep -q '^SLURM_PLUGIN = no' Makefile && [ -f /usr/include/slurm/spank.h ]; } ||
+	{ grep -q '^RUNTIMES_MPI = no' Makefile && command -v mpicc >/dev/null; }; then
 	echo "== reconfiguring: the Slurm header or mpicc is installed now"
 	./config.status --recheck >/dev/null && ./config.status >/dev/null
 fi

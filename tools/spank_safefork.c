@@ -86,12 +86,13 @@ static void parse_args(int ac, char **av)
 					    av[i]);
 		} else if (!strncmp(av[i], "library=", 8)) {
 			const char *p = av[i] + 8;
-			if (p[0] != '/' || strpbrk(p, " :") || strlen(p) >= sizeof(library))
+			size_t len = strlen(p);
+			if (p[0] != '/' || strpbrk(p, " :") || len >= sizeof(library))
 				slurm_error("safefork: plugstack.conf: %s: an absolute path without spaces or colons "
 					    "is needed; ignored",
 					    av[i]);
 			else
-				strcpy(library, p);
+				memcpy(library, p, len + 1);
 		} else {
 			slurm_error("safefork: plugstack.conf: unknown argument %s (default=MODE, library=PATH); ignored",
 				    av[i]);
@@ -147,7 +148,7 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av)
 		return 0;
 	}
 
-	if (strcmp(mode, "off")) {
+	if (strcmp(mode, "off") != 0) {
 		if (access(library, R_OK) != 0) {
 			slurm_error("safefork: %s: %s; the job runs without the library", library, strerror(errno));
 			return 0;

@@ -19,7 +19,7 @@
 
 int main(void)
 {
-	size_t len = 16 * 4096;
+	size_t len = (size_t)16 * 4096;
 	struct t_case c = { .reg = t_map(len), .reg_len = len, .register_it = 1 };
 	const char *rank = getenv("SLURM_PROCID"), *mode = getenv("SAFEFORK_MODE");
 	int mapped = t_maps_contains("libsafefork");

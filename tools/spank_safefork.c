@@ -2,7 +2,7 @@
  * spank_safefork.c - Slurm SPANK plugin: libsafefork in the tasks of a job.
  *
  *   srun|sbatch|salloc --safefork[=MODE] ...        (MODE: a SAFEFORK_MODE)
- *   plugstack.conf:  optional spank_safefork.so [default=MODE] [library=PATH]
+ *   plugstack.conf:  optional spank_safefork.so [default=MODE] [partition=P,...] [library=PATH]
  *
  * With the option, or a site default from plugstack.conf, every task of
  * the job step starts with the library first in LD_PRELOAD and
@@ -43,6 +43,7 @@ static const char *const modes[] = { "auto", "copy", "dontfork", "wipe", "log", 
 
 static char library[4096] = SF_LIBDIR "/" SF_SONAME; /* library=PATH */
 static const char *site_default;                      /* default=MODE; NULL: only jobs that ask */
+static char partitions[1024];                         /* partition=P1,P2: where the default applies; "": everywhere */
 
 static const char *known_mode(const char *s)
 {
@@ -93,8 +94,11 @@ static void parse_args(int ac, char **av)
 					    av[i]);
 			else
 				memcpy(library, p, len + 1);
+		} else if (!strncmp(av[i], "partition=", 10) && av[i][10] && strlen(av[i] + 10) < sizeof(partitions)) {
+			memcpy(partitions, av[i] + 10, strlen(av[i] + 10) + 1);
 		} else {
-			slurm_error("safefork: plugstack.conf: unknown argument %s (default=MODE, library=PATH); ignored",
+			slurm_error("safefork: plugstack.conf: bad argument %s (default=MODE, library=PATH, "
+				    "partition=NAME[,NAME...]); ignored",
 				    av[i]);
 		}
 	}
@@ -126,6 +130,24 @@ static char *job_getenv(spank_t sp, const char *name)
 	return NULL;
 }
 
+/* Does the site default apply to this job: no partition= list, or the job's partition is in it? */
+static int default_applies(spank_t sp)
+{
+	if (!site_default)
+		return 0;
+	if (!partitions[0])
+		return 1;
+	char *part = job_getenv(sp, "SLURM_JOB_PARTITION");
+	int in = 0;
+	if (part) {
+		size_t n = strlen(part);
+		for (const char *p = partitions; *p && !in; p += strcspn(p, ","), p += *p == ',')
+			in = strcspn(p, ",") == n && !strncmp(p, part, n);
+		free(part);
+	}
+	return in;
+}
+
 int slurm_spank_user_init(spank_t sp, int ac, char **av)
 {
 	char *arg = NULL;
@@ -134,11 +156,13 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av)
 
 	(void)ac;
 	(void)av;
+	int by_default = default_applies(sp);
+
 	if (asked && arg && *arg)
 		mode = known_mode(arg);
 	else if (asked)
-		mode = site_default ? site_default : "auto";
-	else if (site_default)
+		mode = by_default ? site_default : "auto";
+	else if (by_default)
 		mode = site_default;
 	else
 		return 0; /* neither the option nor a default: no effect at all */

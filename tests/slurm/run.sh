@@ -19,7 +19,8 @@
 #   sbatch        #SBATCH --safefork=copy: the batch script and its srun tasks;
 #                 salloc --safefork=log: the steps in the allocation
 #   site-default  plugstack.conf default=copy: tasks protected without asking;
-#                 a user's SAFEFORK_MODE kept; --safefork=off opts out
+#                 a user's SAFEFORK_MODE kept; --safefork=off opts out;
+#                 partition=: the default in the partitions named only
 #   missing       library= a missing file: one "safefork:" line, the job runs
 # Each prints PASS, SKIP or FAIL with the reason; the last line is
 # "N passed, N failed, N skipped".  Every command runs under a timeout; the
@@ -143,6 +144,7 @@ ReturnToService=2
 SlurmdParameters=config_overrides
 NodeName=$host CPUs=2 State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=10 State=UP
+PartitionName=other Nodes=$host MaxTime=10 State=UP
 EOF
 plugstack() { # plugstack [ARGS...]: load the plugin from the build tree with these arguments
 	echo "required $plugin library=$lib $*" >"$tmp/plugstack.conf"
@@ -331,14 +333,27 @@ run def-user srun -n 1 --export=ALL,SAFEFORK_MODE=log "$task"
 r2=$?
 run def-off srun -n 1 --safefork=off "$task"
 r3=$?
+plugstack default=copy partition=gpu,test
+run part-in srun -n 1 -p test "$task"
+r4=$?
+run part-out srun -n 1 -p other "$task"
+r5=$?
+run part-batch sbatch --wait -p test -o "$out/part-batch.out" --wrap 'grep -c libsafefork /proc/$$/maps'
+r6=$?
 plugstack
 want "default=copy: status $r1, or not both tasks mapped, copy and coherent" \
 	eq "$r1:$(count def "$mapped_copy_coherent")" 0:2
+want "default=copy partition=gpu,test: status $r4, or a job in partition test not mapped, copy and coherent" \
+	eq "$r4:$(count part-in "$mapped_copy_coherent")" 0:1
+want "default=copy partition=gpu,test: status $r5, or a job in partition other not absent and STALE" \
+	eq "$r5:$(count part-out "$absent_stale")" 0:1
+want "default=copy partition=gpu,test: status $r6, or a batch script in partition test does not map the library" \
+	eq "$r6:$(grep -c '^[1-9]' "$out/part-batch.out" 2>/dev/null)" 0:1
 want "default=copy with the user's SAFEFORK_MODE=log: status $r2, or not mapped with log" \
 	eq "$r2:$(count def-user 'library mapped, SAFEFORK_MODE=log,')" 0:1
 want "default=copy and --safefork=off: status $r3, or not absent with SAFEFORK_MODE=off and STALE" \
 	eq "$r3:$(count def-off 'library absent, SAFEFORK_MODE=off, verdict STALE$')" 0:1
-report site-default "plugstack.conf default=copy: both tasks protected without the option; the user's SAFEFORK_MODE=log kept; --safefork=off: not preloaded" def def-user def-off
+report site-default "plugstack.conf default=copy: both tasks protected without the option; the user's SAFEFORK_MODE=log kept; --safefork=off: not preloaded; with partition=gpu,test: a job (and a batch script) in test protected, one in other untouched" def def-user def-off part-in part-out
 
 # missing: a library that is not there, and a bad argument, never break a job.
 plugstack "library=$tmp/absent/libsafefork.so.0"

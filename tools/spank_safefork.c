@@ -3,6 +3,7 @@
  *
  *   srun|sbatch|salloc --safefork[=MODE] ...        (MODE: a SAFEFORK_MODE)
  *   plugstack.conf:  optional spank_safefork.so [default=MODE] [partition=P,...] [library=PATH]
+ *                    [log=DEST] [json]
  *
  * With the option, or a site default from plugstack.conf, every task of
  * the job step starts with the library first in LD_PRELOAD and
@@ -44,6 +45,8 @@ static const char *const modes[] = { "auto", "copy", "dontfork", "wipe", "log", 
 static char library[4096] = SF_LIBDIR "/" SF_SONAME; /* library=PATH */
 static const char *site_default;                      /* default=MODE; NULL: only jobs that ask */
 static char partitions[1024];                         /* partition=P1,P2: where the default applies; "": everywhere */
+static char log_dest[4096];                           /* log=DEST: SAFEFORK_LOG for every job given the library */
+static int log_json;                                  /* json: SAFEFORK_LOG_FORMAT=json with it */
 
 static const char *known_mode(const char *s)
 {
@@ -96,9 +99,15 @@ static void parse_args(int ac, char **av)
 				memcpy(library, p, len + 1);
 		} else if (!strncmp(av[i], "partition=", 10) && av[i][10] && strlen(av[i] + 10) < sizeof(partitions)) {
 			memcpy(partitions, av[i] + 10, strlen(av[i] + 10) + 1);
+		} else if (!strncmp(av[i], "log=", 4) && strlen(av[i] + 4) < sizeof(log_dest) &&
+			   (av[i][4] == '/' || !strcmp(av[i] + 4, "stderr") || !strcmp(av[i] + 4, "syslog"))) {
+			/* absolute: the tasks run in the job's directory, the site means one place */
+			memcpy(log_dest, av[i] + 4, strlen(av[i] + 4) + 1);
+		} else if (!strcmp(av[i], "json")) {
+			log_json = 1;
 		} else {
-			slurm_error("safefork: plugstack.conf: bad argument %s (default=MODE, library=PATH, "
-				    "partition=NAME[,NAME...]); ignored",
+			slurm_error("safefork: plugstack.conf: bad argument %s (default=MODE, partition=NAME[,NAME...], "
+				    "library=PATH, log=stderr|syslog|/PATH, json); ignored",
 				    av[i]);
 		}
 	}
@@ -186,6 +195,11 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av)
 			return 0;
 		}
 		free(val);
+		/* The site's log, unless the user chose one. */
+		if (log_dest[0])
+			spank_setenv(sp, "SAFEFORK_LOG", log_dest, 0);
+		if (log_json)
+			spank_setenv(sp, "SAFEFORK_LOG_FORMAT", "json", 0);
 	}
 	/* Asked for: the option wins.  A site default leaves a SAFEFORK_MODE the user exported alone. */
 	spank_setenv(sp, "SAFEFORK_MODE", mode, asked);

@@ -20,7 +20,8 @@
 #                 salloc --safefork=log: the steps in the allocation
 #   site-default  plugstack.conf default=copy: tasks protected without asking;
 #                 a user's SAFEFORK_MODE kept; --safefork=off opts out;
-#                 partition=: the default in the partitions named only
+#                 partition=: the default in the partitions named only;
+#                 log= and json: the site's audit files, one JSON report per task
 #   missing       library= a missing file: one "safefork:" line, the job runs
 # Each prints PASS, SKIP or FAIL with the reason; the last line is
 # "N passed, N failed, N skipped".  Every command runs under a timeout; the
@@ -340,6 +341,9 @@ run part-out srun -n 1 -p other "$task"
 r5=$?
 run part-batch sbatch --wait -p test -o "$out/part-batch.out" --wrap 'grep -c libsafefork /proc/$$/maps'
 r6=$?
+plugstack default=log "log=$out/audit.%p.json" json
+run audit srun -n 2 "$task"
+r7=$?
 plugstack
 want "default=copy: status $r1, or not both tasks mapped, copy and coherent" \
 	eq "$r1:$(count def "$mapped_copy_coherent")" 0:2
@@ -349,11 +353,16 @@ want "default=copy partition=gpu,test: status $r5, or a job in partition other n
 	eq "$r5:$(count part-out "$absent_stale")" 0:1
 want "default=copy partition=gpu,test: status $r6, or a batch script in partition test does not map the library" \
 	eq "$r6:$(grep -c '^[1-9]' "$out/part-batch.out" 2>/dev/null)" 0:1
+want "default=log log=$out/audit.%p.json json: status $r7, or not both tasks mapped in log mode (STALE)" \
+	eq "$r7:$(count audit 'library mapped, SAFEFORK_MODE=log, verdict STALE$')" 0:2
+want "default=log log=... json: not one JSON report file per task ($(ls "$out" | grep -c '^audit\.'), first lines: $(head -q -n 1 "$out"/audit.*.json 2>/dev/null | cut -c1-60 | tr '\n' ' '))" \
+	eq "$(grep -l '^{.*"mode":"log"' "$out"/audit.*.json 2>/dev/null | wc -l)" 2
+want "default=log log=... json: the library still wrote to the tasks' standard error" eq "$(count audit 'safefork:')" 0
 want "default=copy with the user's SAFEFORK_MODE=log: status $r2, or not mapped with log" \
 	eq "$r2:$(count def-user 'library mapped, SAFEFORK_MODE=log,')" 0:1
 want "default=copy and --safefork=off: status $r3, or not absent with SAFEFORK_MODE=off and STALE" \
 	eq "$r3:$(count def-off 'library absent, SAFEFORK_MODE=off, verdict STALE$')" 0:1
-report site-default "plugstack.conf default=copy: both tasks protected without the option; the user's SAFEFORK_MODE=log kept; --safefork=off: not preloaded; with partition=gpu,test: a job (and a batch script) in test protected, one in other untouched" def def-user def-off part-in part-out
+report site-default "plugstack.conf default=copy: both tasks protected without the option; the user's SAFEFORK_MODE=log kept; --safefork=off: not preloaded; with partition=gpu,test: a job (and a batch script) in test protected, one in other untouched; default=log log=DIR/audit.%p.json json: one JSON report per task in the site's place" def def-user def-off part-in part-out audit
 
 # missing: a library that is not there, and a bad argument, never break a job.
 plugstack "library=$tmp/absent/libsafefork.so.0"

@@ -183,6 +183,9 @@ run() { # run NAME COMMAND...: in $out, bounded; stdout and stderr into $out/NAM
 	(cd "$out" && timeout -k 5 90 "$@") >"$out/$name" 2>&1
 }
 count() { grep -c -e "$2" "$out/$1"; } # count NAME PATTERN: matching lines of a run's output
+# value NAME: a run's output without srun's own notes ("job N queued and waiting for resources" when the
+# previous job still holds the CPUs)
+value() { grep -v '^srun: ' "$out/$1"; }
 show() { # show NAME...: a run's output, indented, for the log
 	local n
 	for n in "$@"; do
@@ -248,8 +251,9 @@ run env-none srun -n 1 env
 r2=$?
 plugstack
 want "srun env: status $r1, $r2" eq "$r1:$r2" 0:0
-want "the tasks' variables differ from those under an empty plugstack.conf: $(diff <(cut -d= -f1 "$out/env-plugin" | sort) <(cut -d= -f1 "$out/env-none" | sort) | tr '\n' ' ')" \
-	cmp -s <(cut -d= -f1 "$out/env-plugin" | sort) <(cut -d= -f1 "$out/env-none" | sort)
+names() { value "$1" | cut -d= -f1 | sort; }
+want "the tasks' variables differ from those under an empty plugstack.conf: $(diff <(names env-plugin) <(names env-none) | tr '\n' ' ')" \
+	cmp -s <(names env-plugin) <(names env-none)
 want "LD_PRELOAD or SAFEFORK_MODE set without the option" eq "$(grep -cE '^(LD_PRELOAD|SAFEFORK_MODE)=' "$out/env-plugin")" 0
 report no-effect "without --safefork the tasks get the same variables as under an empty plugstack.conf, no LD_PRELOAD, no SAFEFORK_MODE" 
 
@@ -259,9 +263,9 @@ other=$build/examples/.libs/libreport.so
 run pre-other srun -n 1 --safefork=copy --export="ALL,LD_PRELOAD=$other" printenv LD_PRELOAD
 run pre-twice srun -n 1 --safefork=copy --export="ALL,LD_PRELOAD=$other:$lib" printenv LD_PRELOAD
 run pre-mode srun -n 1 --safefork=copy --export=ALL,SAFEFORK_MODE=log printenv SAFEFORK_MODE
-want "LD_PRELOAD=$other became $(cat "$out/pre-other")" eq "$(cat "$out/pre-other")" "$lib:$other"
-want "LD_PRELOAD=$other:$lib became $(cat "$out/pre-twice")" eq "$(cat "$out/pre-twice")" "$lib:$other"
-want "the user's SAFEFORK_MODE=log was not replaced by the option's copy" eq "$(cat "$out/pre-mode")" copy
+want "LD_PRELOAD=$other became $(value pre-other)" eq "$(value pre-other)" "$lib:$other"
+want "LD_PRELOAD=$other:$lib became $(value pre-twice)" eq "$(value pre-twice)" "$lib:$other"
+want "the user's SAFEFORK_MODE=log was not replaced by the option's copy" eq "$(value pre-mode)" copy
 report environment "the library first in LD_PRELOAD, the job's own entry kept, never twice; the option's mode wins over an exported one" pre-other pre-twice pre-mode
 
 # mpi: the MPI programs as ranks launched by srun itself (PMIx, else PMI-2), with the plugin.
